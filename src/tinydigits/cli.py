@@ -1,0 +1,199 @@
+"""The `tinydigits` command: flags in, library calls, printed results, exit codes.
+
+Exit 0 on success; exit 2 with one `error: ...` line on stderr for bad input (no traceback).
+Every subcommand's --help has examples.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import TinyDigitsError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error and exit 2."""
+
+    def error(self, message):
+        raise TinyDigitsError(f"{self.prog}: {message}")
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _data_flags(p):
+    p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    p.add_argument("--data-dir", type=Path, help="a folder holding the four IDX files (gzip or plain)")
+
+
+def _recipe_flags(p, with_epochs=True):
+    from .model import ACTIVATIONS, LOSSES
+
+    p.add_argument("--hidden", type=int, nargs="*", help="hidden layer sizes (default 20; several = several layers)")
+    p.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
+    p.add_argument("--loss", choices=LOSSES, help="crossentropy (default) or mse on one-hot targets")
+    if with_epochs:
+        p.add_argument("--epochs", type=int, help="passes over the training set (default 20)")
+    p.add_argument("--batch-size", type=int, help="default 32")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")
+    p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same result on CPU")
+
+
+def _recipe_from(args):
+    from .model import Recipe
+
+    fields = {"hidden": args.hidden, "activation": args.activation, "loss": args.loss,
+              "epochs": getattr(args, "epochs", None), "batch_size": args.batch_size, "lr": args.lr,
+              "seed": args.seed, "dataset": args.dataset}
+    return Recipe().replace(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _load_data(args):
+    from .data import load_dataset
+
+    return load_dataset(args.dataset, data_dir=args.data_dir)
+
+
+def _load_run_data(run):
+    from .data import load_dataset
+
+    return load_dataset(run.recipe.dataset)
+
+
+# ---------------------------------------------------------------------------------- commands
+
+def cmd_train(args):
+    from .train import save_run, summary_line, train
+
+    recipe = _recipe_from(args)
+    out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    if out.exists() and not args.force:  # fail before training, not after
+        raise TinyDigitsError(f"{out}: already exists (use --force to replace it, or choose another --out)")
+    ds = _load_data(args)
+    print(f"training {recipe.name} on {ds.name} ({len(ds.x_train):,} train / {len(ds.x_test):,} test images), "
+          f"{recipe.epochs} epochs of batch {recipe.batch_size}", flush=True)
+    result = train(recipe, ds, verbose=0 if args.quiet else 1)
+    save_run(result, out, force=args.force)
+    print(summary_line(result, out))
+
+
+def cmd_evaluate(args):
+    import numpy as np
+
+    from .artifacts import save_figure, write_json
+    from .evaluate import confident_mistakes, evaluate_probabilities, format_report
+    from .plots import confusion_matrix_figure, image_gallery
+    from .predict import predict_digits
+    from .runs import load_run
+
+    run = load_run(args.run)
+    ds = _load_run_data(run)
+    probabilities = predict_digits(run.model, ds.x_test)
+    report = evaluate_probabilities(probabilities, ds.y_test)
+    mistakes = confident_mistakes(probabilities, ds.y_test)
+    save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), run.folder / "confusion.png")
+    save_figure(image_gallery(ds.x_test[mistakes],
+                              [f"#{i}: {ds.y_test[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})"
+                               for i in mistakes], "most confidently wrong (true->predicted)"),
+                run.folder / "mistakes.png")
+    report["mistakes"] = [int(i) for i in mistakes]
+    write_json(run.folder / "evaluation.json", report)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report, ds.class_names))
+        print(f"\nwrote {run.folder / 'confusion.png'}, {run.folder / 'mistakes.png'}, {run.folder / 'evaluation.json'}")
+
+
+def cmd_predict(args):
+    import numpy as np
+
+    from .predict import format_probabilities, predict_digits, predict_files
+    from .runs import load_run
+
+    if args.index is None and not args.images:
+        raise TinyDigitsError("predict: give --index N (a test image) or one or more image files")
+    if args.top < 1:
+        raise TinyDigitsError(f"--top must be at least 1, got {args.top}")
+    run = load_run(args.run)
+    if args.index is not None:
+        ds = _load_run_data(run)
+        if not 0 <= args.index < len(ds.x_test):
+            raise TinyDigitsError(f"--index {args.index} is outside the test set (0..{len(ds.x_test) - 1})")
+        probs = predict_digits(run.model, ds.x_test[args.index])[0]
+        label = int(ds.y_test[args.index])
+        if args.json:
+            print(json.dumps({"index": args.index, "label": label, "digit": int(probs.argmax()),
+                              "probabilities": [round(float(p), 6) for p in probs]}))
+            return
+        np.set_printoptions(precision=4, suppress=True)
+        print(f"test image {args.index}, true label {label}")
+        print(f"softmax probabilities: {probs}  (sum {probs.sum():.4f})")
+        print(f"predicted {int(probs.argmax())} with confidence {probs.max():.4f}")
+        print(format_probabilities(probs, args.top, ds.class_names))
+        return
+    results = predict_files(run.model, args.images, args.save_preprocessed)
+    if args.json:
+        print(json.dumps(results))
+        return
+    for r in results:
+        probs = np.array(r["probabilities"])
+        print(f"{r['file']}: {r['digit']} ({probs.max():.4f})")
+        print(format_probabilities(probs, args.top))
+
+
+# ------------------------------------------------------------------------------------ parser
+
+def build_parser() -> Parser:
+    parser = Parser(prog="tinydigits", description="From the first TinyML lesson to a digit classifier on a microcontroller.",
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    def command(name, func, help, examples):
+        p = sub.add_parser(name, help=help, description=help, epilog=_examples(*examples),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("train", cmd_train, "train a model (default: the lesson's recipe) and write a run folder",
+                ["tinydigits train --out runs/lesson", "tinydigits train --hidden 64 32 --activation tanh --epochs 5 --out runs/deep",
+                 "tinydigits train --loss mse --out runs/mse", "tinydigits train --dataset fashion-mnist --out runs/fashion"])
+    _recipe_flags(p)
+    _data_flags(p)
+    p.add_argument("--out", type=Path, help="run folder (default runs/<timestamp>)")
+    p.add_argument("--force", action="store_true", help="replace an existing run folder")
+    p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+
+    p = command("evaluate", cmd_evaluate, "test accuracy, per-class precision/recall, confusion matrix, worst mistakes",
+                ["tinydigits evaluate runs/lesson", "tinydigits evaluate runs/lesson --json"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    p = command("predict", cmd_predict, "softmax probabilities of a test image or of your own image files",
+                ["tinydigits predict runs/lesson --index 0", "tinydigits predict runs/lesson my_seven.png --top 3",
+                 "tinydigits predict runs/lesson *.png --json --save-preprocessed seen/"])
+    p.add_argument("run", type=Path)
+    p.add_argument("images", nargs="*", type=Path, help="PNG/JPEG/BMP/GIF files, any size, either polarity")
+    p.add_argument("--index", type=int, help="a test-set image instead of files")
+    p.add_argument("--top", type=int, default=10, help="show the K most likely digits")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 image the model saw")
+
+    return parser
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        args.func(args)
+    except TinyDigitsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0

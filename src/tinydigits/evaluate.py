@@ -1,0 +1,56 @@
+"""Score a model on the test set: accuracy, loss, per-class precision and recall, confusions, mistakes.
+
+    report = evaluate_probabilities(model.predict(x), y)      # pure numpy, any model's outputs
+    report["accuracy"], report["confusion"]                   # float, 10x10 list (rows: true)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [eps, 1-eps] before the log
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    p = np.clip(probabilities[np.arange(len(labels)), labels], EPS, 1 - EPS)
+    return float(-np.mean(np.log(p)))
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n: int = 10) -> np.ndarray:
+    return np.bincount(labels.astype(np.int64) * n + predicted, minlength=n * n).reshape(n, n)
+
+
+def evaluate_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """(N, 10) probabilities and (N,) labels -> the report `tinydigits evaluate --json` prints."""
+    predicted = probabilities.argmax(axis=1)
+    confusion = confusion_matrix(labels, predicted, probabilities.shape[1])
+    true_pos = np.diag(confusion).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.nan_to_num(true_pos / confusion.sum(axis=0))
+        recall = np.nan_to_num(true_pos / confusion.sum(axis=1))
+    return {
+        "accuracy": float((predicted == labels).mean()),
+        "loss": cross_entropy(probabilities, labels),
+        "n": int(len(labels)),
+        "precision": [round(float(p), 4) for p in precision],
+        "recall": [round(float(r), 4) for r in recall],
+        "confusion": confusion.tolist(),
+    }
+
+
+def confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, k: int = 24) -> np.ndarray:
+    """Indices of the k wrong answers given with the highest confidence, most confident first."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    return wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:k]
+
+
+def format_report(report: dict, class_names: list[str]) -> str:
+    lines = [f"test accuracy {report['accuracy']:.4f}   cross-entropy loss {report['loss']:.4f}   "
+             f"({report['n']} images)", "", f"{'class':>12}  precision  recall"]
+    for name, p, r in zip(class_names, report["precision"], report["recall"]):
+        lines.append(f"{name:>12}  {p:9.4f}  {r:6.4f}")
+    lines += ["", "confusion matrix (rows: true, columns: predicted)",
+              "      " + "".join(f"{i:>6}" for i in range(len(class_names)))]
+    for i, row in enumerate(report["confusion"]):
+        lines.append(f"{i:>6}" + "".join(f"{n:>6}" for n in row))
+    return "\n".join(lines)

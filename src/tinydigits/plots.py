@@ -1,0 +1,107 @@
+"""Figures, as pure functions from data to a matplotlib Figure (save with artifacts.save_figure).
+
+    fig = training_curves(history)         # the lesson's "model accuracy" and "model loss"
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files, never a window: runs on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def training_curves(history: dict, title: str = ""):
+    """Per-epoch train and test accuracy and loss, side by side, as the lesson plots them."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, key, name in ((axes[0], "accuracy", "model accuracy"), (axes[1], "loss", "model loss")):
+        ax.plot(epochs, history[key], label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label="test")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def confusion_matrix_figure(confusion: np.ndarray, class_names: list[str]):
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.imshow(np.log1p(confusion), cmap="Blues")
+    for (i, j), n in np.ndenumerate(confusion):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                color="white" if i == j else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45 if len(class_names[0]) > 2 else 0)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (test set)")
+    return fig
+
+
+def image_gallery(images: np.ndarray, captions: list[str], title: str, columns: int = 8):
+    """A grid of 28x28 images with a caption under each (mistakes, float/int8 flips)."""
+    n = max(len(images), 1)
+    rows = (n + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions):
+        ax.imshow(image, cmap="gray_r")
+        ax.set_title(caption, fontsize=7)
+    if not len(images):
+        axes.flat[0].text(0.5, 0.5, "none", ha="center", va="center")
+    fig.suptitle(title)
+    return fig
+
+
+def overlay_curves(histories: dict[str, dict]):
+    """Test accuracy and loss per epoch of several variants on shared axes (compare)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, history in histories.items():
+        epochs = np.arange(1, len(history["val_loss"]) + 1)
+        axes[0].plot(epochs, history["val_accuracy"], label=name)
+        axes[1].plot(epochs, history["val_loss"], label=name)
+    for ax, label in zip(axes, ("test accuracy", "test loss")):
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def calibration(top_probability: np.ndarray, correct: np.ndarray, name: str = ""):
+    """Histogram of the top softmax probability for right and wrong answers."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(0, 1, 21)
+    ax.hist(top_probability[correct], bins=bins, alpha=0.6, label=f"right ({correct.sum()})", density=True)
+    ax.hist(top_probability[~correct], bins=bins, alpha=0.6, label=f"wrong ({(~correct).sum()})", density=True)
+    ax.set_xlabel("top softmax probability")
+    ax.set_ylabel("density")
+    ax.set_title(f"confidence of right vs wrong answers {name}".strip())
+    ax.legend()
+    return fig
+
+
+def pareto(points: list[dict], budget_bytes: float | None = None):
+    """Int8 test accuracy vs flash bytes for every candidate; the front joined by a line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    flash = np.array([p["flash_bytes"] for p in points])
+    acc = np.array([p["test_accuracy"] for p in points])
+    front = np.array([p["on_front"] for p in points], dtype=bool)
+    ax.scatter(flash, acc, s=14, c="grey", label="candidates")
+    order = np.argsort(flash[front])
+    ax.plot(flash[front][order], acc[front][order], "o-", c="C3", label="Pareto front")
+    if budget_bytes:
+        ax.axvline(budget_bytes, ls="--", c="k", lw=1, label="flash budget")
+    ax.set_xscale("log")
+    ax.set_xlabel("flash bytes (weights + code, Cortex-M4)")
+    ax.set_ylabel("int8 test accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return fig

@@ -1,0 +1,102 @@
+"""Turn any picture of a digit into what MNIST is made of: 28x28, white ink on black, centred.
+
+MNIST's recipe (LeCun et al.): the ink's bounding box is scaled so its longer side is 20 pixels,
+keeping the aspect ratio, with anti-aliasing, and placed in a 28x28 frame so that its centre of
+mass sits at the centre. A model trained on MNIST only works on drawings prepared the same way.
+
+    digit = mnist_like(Image.open("seven.png"))    # (28, 28) uint8, ink bright on 0
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import TinyDigitsError
+
+FRAME = 28        # output side, pixels
+BOX = 20          # the ink's longer side after scaling, pixels
+INK_LEVEL = 0.10  # fraction of the ink's full strength that counts as ink when cropping
+MAX_PIXELS = 40_000_000  # refuse decompression bombs
+
+
+def open_image(source) -> Image.Image:
+    """Open a path, bytes or file object as a PIL image, with a one-line error if it is not one."""
+    import io
+
+    name = str(source) if isinstance(source, (str, Path)) else "upload"
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if image.width * image.height > MAX_PIXELS:
+            raise TinyDigitsError(f"{name}: image too large ({image.width}x{image.height})")
+        image.load()
+    except FileNotFoundError:
+        raise TinyDigitsError(f"{name}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise TinyDigitsError(f"{name}: not a readable image ({type(e).__name__})") from None
+    return image
+
+
+def ink_map(image: Image.Image) -> np.ndarray:
+    """(H, W) float32 ink strength in [0, 1] whatever the colour, alpha or polarity."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode == "RGBA" and np.asarray(image)[..., 3].min() < 250:
+        rgba = np.asarray(image).astype(np.float32) / 255
+        alpha = rgba[..., 3]
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        # composite onto a paper contrasting with the visible strokes (dark ink -> white paper)
+        ink_is_dark = np.average(gray, weights=alpha + 1e-6) < 0.5
+        paper = 1.0 if ink_is_dark else 0.0
+        gray = alpha * gray + (1 - alpha) * paper
+    else:
+        gray = np.asarray(image.convert("L")).astype(np.float32) / 255
+    # polarity: the border is paper; light paper means dark ink, which we flip to MNIST's light ink
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = float(np.median(border))
+    ink = gray - background if background < 0.5 else background - gray
+    peak = ink.max()
+    if peak <= 0.05:
+        return np.zeros_like(ink)
+    return np.clip(ink / peak, 0, 1)
+
+
+def mnist_like(image: Image.Image) -> np.ndarray:
+    """(28, 28) uint8, MNIST's way: crop to the ink, longer side to 20 px, centre of mass centred."""
+    ink = ink_map(image)
+    rows = np.flatnonzero((ink > INK_LEVEL).any(axis=1))
+    cols = np.flatnonzero((ink > INK_LEVEL).any(axis=0))
+    if not len(rows):
+        return np.zeros((FRAME, FRAME), np.uint8)  # a blank page: nothing to see
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    box = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS if max(h, w) > BOX else Image.Resampling.BICUBIC), np.float32)
+    box = np.clip(box, 0, 255)
+    return centre_by_mass(box)
+
+
+def centre_by_mass(box: np.ndarray) -> np.ndarray:
+    """Place a (h, w) ink box (h, w <= 20) in a 28x28 frame with its centre of mass at the centre."""
+    h, w = box.shape
+    total = box.sum()
+    cy = (box.sum(axis=1) @ np.arange(h)) / total if total else (h - 1) / 2
+    cx = (box.sum(axis=0) @ np.arange(w)) / total if total else (w - 1) / 2
+    top = int(round(FRAME / 2 - cy))  # MNIST puts the centre of mass at pixel (14, 14)
+    left = int(round(FRAME / 2 - cx))
+    top = min(max(top, 0), FRAME - h)   # never push ink out of the frame
+    left = min(max(left, 0), FRAME - w)
+    frame = np.zeros((FRAME, FRAME), np.float32)
+    frame[top:top + h, left:left + w] = box
+    return np.round(frame).astype(np.uint8)
+
+
+def preprocess_pixels(pixels: np.ndarray) -> np.ndarray:
+    """784 values or a 28x28 grid from a canvas, light ink on dark, 0-1 or 0-255 -> MNIST-like uint8."""
+    grid = np.asarray(pixels, np.float32).reshape(FRAME, FRAME)
+    if grid.max() <= 1.0:
+        grid = grid * 255
+    return mnist_like(Image.fromarray(np.clip(grid, 0, 255).astype(np.uint8)))

@@ -1,0 +1,104 @@
+"""Train a recipe and write a run folder.
+
+A run folder is what every later stage reads: `model.keras`, `history.json` (per-epoch lists of
+loss, accuracy, val_loss, val_accuracy; "val" is the test set, as in the lesson, unless the recipe
+holds out a validation split), `metrics.json` (test accuracy and loss, parameters, training time,
+recipe, dataset, versions) and `curves.png` (the lesson's "model accuracy" and "model loss").
+
+    result = train(Recipe(), load_dataset("mnist"))
+    save_run(result, Path("runs/lesson"))
+
+Training runs on Keras' JAX backend when tinydigits picks the backend (see `tinydigits/__init__.py`):
+the same recipe, batch 32 and 20 epochs, compiled with XLA and 200 steps per call, is about 8x
+faster on two CPU cores than the lesson's code on the TensorFlow backend.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import save_figure, staged_folder, write_json
+from .data import Dataset, normalize
+from .model import Recipe, build_model, compile_model
+
+STEPS_PER_EXECUTION = 200  # batches per compiled call: removes Python overhead, same updates
+VALIDATION_BATCH = 1000    # evaluation only: the batch size changes the speed, not the numbers
+
+
+@dataclass
+class TrainResult:
+    model: object          # keras.Model
+    recipe: Recipe
+    history: dict          # metric name -> per-epoch list
+    metrics: dict          # what metrics.json holds
+
+    def __repr__(self):
+        return (f"TrainResult({self.recipe.name}, test_accuracy={self.metrics['test_accuracy']:.4f}, "
+                f"params={self.metrics['params']})")
+
+
+def split_train(ds: Dataset, validation_split: float):
+    """(x_train, y_train, x_val, y_val): the last `validation_split` of the training images held out."""
+    n_val = int(round(len(ds.x_train) * validation_split))
+    cut = len(ds.x_train) - n_val
+    return ds.x_train[:cut], ds.y_train[:cut], ds.x_train[cut:], ds.y_train[cut:]
+
+
+def train(recipe: Recipe, ds: Dataset, verbose: int = 1, callbacks=()) -> TrainResult:
+    """Fit `recipe` on `ds`; validate per epoch on the test set (or the held-out split)."""
+    import keras
+
+    keras.utils.set_random_seed(recipe.seed)
+    x_train, y_train, x_val, y_val = split_train(ds, recipe.validation_split)
+    if not len(x_val):
+        x_val, y_val = ds.x_test, ds.y_test
+    model = compile_model(build_model(recipe), recipe, STEPS_PER_EXECUTION)
+    start = time.perf_counter()
+    fit = model.fit(normalize(x_train), y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
+                    validation_data=(normalize(x_val), y_val), validation_batch_size=VALIDATION_BATCH,
+                    verbose=verbose, callbacks=list(callbacks))
+    seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+    test_loss, test_accuracy = model.evaluate(normalize(ds.x_test), ds.y_test, batch_size=1000, verbose=0)
+    metrics = {
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "params": int(model.count_params()),
+        "train_seconds": round(seconds, 2),
+        "recipe": recipe.to_dict(),
+        "dataset": {"name": ds.name, "folder": str(ds.folder), "train": len(x_train),
+                    "validation": len(x_val) if recipe.validation_split else 0, "test": len(ds.x_test)},
+        "versions": versions(),
+    }
+    return TrainResult(model, recipe, history, metrics)
+
+
+def versions() -> dict:
+    import keras
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
+            "backend": keras.backend.backend()}
+
+
+def save_run(result: TrainResult, run_dir: Path, force: bool = False) -> Path:
+    """Write the run folder atomically; an existing folder is replaced only with `force`."""
+    from .plots import training_curves
+
+    run_dir = Path(run_dir)
+    with staged_folder(run_dir, force) as tmp:
+        result.model.save(tmp / "model.keras")
+        write_json(tmp / "history.json", result.history)
+        write_json(tmp / "metrics.json", result.metrics)
+        save_figure(training_curves(result.history, title=result.recipe.name), tmp / "curves.png")
+    return run_dir
+
+
+def summary_line(result: TrainResult, run_dir: Path | None = None) -> str:
+    m = result.metrics
+    where = f" -> {run_dir}" if run_dir else ""
+    return (f"{result.recipe.name}: test accuracy {m['test_accuracy']:.4f}, test loss {m['test_loss']:.4f}, "
+            f"{m['params']:,} params, {m['train_seconds']:.1f} s{where}")

@@ -1,0 +1,135 @@
+"""End-to-end: the CLI on the real MNIST, as a user runs it."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinydigits.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_lesson_run_folder(lesson_run):
+    names = {p.name for p in lesson_run.iterdir()}
+    assert {"model.keras", "history.json", "metrics.json", "curves.png"} <= names
+    assert not [n for n in names if n.startswith(".")]  # no temp leftovers
+    metrics = json.loads((lesson_run / "metrics.json").read_text())
+    history = json.loads((lesson_run / "history.json").read_text())
+    assert metrics["test_accuracy"] >= 0.90, metrics  # 3 of the lesson's 20 epochs already get there
+    assert metrics["params"] == 15910 and metrics["recipe"]["hidden"] == [20]
+    assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history["loss"]) == 3 and history["loss"][-1] < history["loss"][0]
+    assert history["val_accuracy"][-1] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_train_same_seed_same_result(mnist):
+    from tinydigits.model import Recipe
+    from tinydigits.train import train
+
+    subset = type(mnist)(mnist.name, mnist.x_train[:6000], mnist.y_train[:6000], mnist.x_test[:1000],
+                         mnist.y_test[:1000], mnist.folder)
+    a, b = (train(Recipe(epochs=1, seed=7), subset, verbose=0) for _ in range(2))
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        assert np.array_equal(wa, wb)
+    c = train(Recipe(epochs=1, seed=8), subset, verbose=0)
+    assert not np.array_equal(a.model.get_weights()[0], c.model.get_weights()[0])
+
+
+def test_train_cli_refuses_to_overwrite(tmp_path, capsys, lesson_run):
+    before = (lesson_run / "metrics.json").read_bytes()
+    code, _, err = run_cli(capsys, "train", "--epochs", "1", "--out", lesson_run)
+    assert code == 2 and err.strip().startswith("error:") and "already exists" in err and len(err.strip().splitlines()) == 1
+    assert (lesson_run / "metrics.json").read_bytes() == before
+
+
+def test_train_cli_variant_and_summary(tmp_path, capsys):
+    out = tmp_path / "deep"
+    code, stdout, _ = run_cli(capsys, "train", "--hidden", "16", "8", "--activation", "tanh", "--epochs", "1",
+                              "--quiet", "--out", out)
+    assert code == 0 and "h16x8-tanh-ce: test accuracy" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recipe"]["hidden"] == [16, 8] and metrics["params"] == 784 * 16 + 16 + 16 * 8 + 8 + 90
+
+
+def test_evaluate_json(lesson_run, capsys):
+    code, out, _ = run_cli(capsys, "evaluate", lesson_run, "--json")
+    report = json.loads(out)
+    confusion = np.array(report["confusion"])
+    assert code == 0 and confusion.sum() == 10000 and confusion.shape == (10, 10)
+    assert report["accuracy"] == pytest.approx(np.trace(confusion) / 10000)
+    metrics = json.loads((lesson_run / "metrics.json").read_text())
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-4)
+    assert report["loss"] == pytest.approx(metrics["test_loss"], rel=1e-3)
+    assert len(report["precision"]) == 10 and (lesson_run / "confusion.png").exists() and (lesson_run / "mistakes.png").exists()
+
+
+def test_predict_index_prints_the_lessons_output(lesson_run, capsys):
+    code, out, _ = run_cli(capsys, "predict", lesson_run, "--index", "0")
+    assert code == 0 and "true label 7" in out and "predicted 7" in out
+    code, out, _ = run_cli(capsys, "predict", lesson_run, "--index", "0", "--json")
+    result = json.loads(out)
+    assert result["label"] == 7 and result["digit"] == 7 and sum(result["probabilities"]) == pytest.approx(1, abs=1e-4)
+
+
+def test_predict_files_in_other_sizes_and_polarities(lesson_run, mnist, tmp_path, capsys):
+    """Test digits saved as a person would (bigger, dark on light, colour, JPEG) get the raw images' answers."""
+    from tinydigits.predict import predict_digits
+    from tinydigits.runs import load_run
+
+    n = 200
+    raw = predict_digits(load_run(lesson_run).model, mnist.x_test[:n]).argmax(axis=1)
+    files = []
+    for i in range(n):
+        digit = mnist.x_test[i]
+        size = (56, 84, 112, 200)[i % 4]
+        image = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
+        if i % 2:  # dark ink on light paper
+            image = Image.fromarray(255 - np.asarray(image))
+        if i % 3 == 0:
+            image = image.convert("RGB")
+        path = tmp_path / f"digit{i:03d}.{('png', 'jpg', 'bmp', 'gif')[i % 4]}"
+        image.save(path)
+        files.append(path)
+    code, out, _ = run_cli(capsys, "predict", lesson_run, *files, "--json", "--save-preprocessed", tmp_path / "seen")
+    results = json.loads(out)
+    agree = np.mean([r["digit"] == d for r, d in zip(results, raw)])
+    assert code == 0 and len(results) == n and agree >= 0.95, agree
+    assert len(list((tmp_path / "seen").glob("*.png"))) == n
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "{tmp}/nothing"], "no such run folder"),
+    (["evaluate", "{tmp}"], "not a run folder"),
+    (["predict", "{run}", "{tmp}/garbage.png"], "not a readable image"),
+    (["predict", "{run}", "--index", "10000"], "outside the test set"),
+    (["train", "--epochs", "0", "--out", "{tmp}/x"], "epochs must be at least 1"),
+    (["train", "--activation", "swish"], "invalid choice"),
+    (["train", "--data-dir", "{tmp}", "--out", "{tmp}/x"], "not a dataset folder"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, lesson_run, capsys):
+    (tmp_path / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    argv = [a.format(tmp=tmp_path, run=lesson_run) for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert not (tmp_path / "x").exists()
+
+
+def test_corrupt_model_file(tmp_path, capsys):
+    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04 truncated zip")
+    code, _, err = run_cli(capsys, "evaluate", tmp_path)
+    assert code == 2 and "model.keras: cannot load the model" in err
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tinydigits", "evaluate", str(tmp_path / "none")],
+                          capture_output=True, text=True, env={**os.environ})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "Traceback" not in proc.stderr

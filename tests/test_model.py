@@ -1,0 +1,49 @@
+import pytest
+
+from tinydigits.errors import TinyDigitsError
+from tinydigits.model import Recipe, build_model
+
+
+def test_default_recipe_is_the_lesson():
+    r = Recipe()
+    assert (r.hidden, r.activation, r.loss, r.epochs, r.batch_size, r.lr, r.dataset, r.input_size) == \
+        ((20,), "relu", "crossentropy", 20, 32, 0.001, "mnist", 28)
+
+
+def test_lesson_model_shape_and_parameter_count():
+    model = build_model(Recipe())
+    assert [type(layer).__name__ for layer in model.layers] == ["Flatten", "Dense", "Dense"]
+    assert [layer.units for layer in model.layers[1:]] == [20, 10]
+    assert model.layers[1].activation.__name__ == "relu" and model.layers[2].activation.__name__ == "softmax"
+    assert model.count_params() == 15910  # 784*20 + 20 + 20*10 + 10
+    assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("changes, params", [
+    ({"hidden": (64, 32)}, 784 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10),
+    ({"hidden": ()}, 7850),                                   # softmax regression
+    ({"input_size": 14}, 196 * 20 + 20 + 210),               # 2x2 average pooling first
+    ({"input_size": 7, "hidden": (32,)}, 49 * 32 + 32 + 330),
+])
+def test_variants(changes, params):
+    assert build_model(Recipe().replace(**changes)).count_params() == params
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"activation": "swish"}, "activation 'swish'"),
+    ({"loss": "hinge"}, "loss 'hinge'"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"hidden": (0,)}, "hidden sizes"),
+    ({"lr": -1.0}, "learning rate"),
+    ({"input_size": 10}, "input size"),
+    ({"dropout": 0.5}, "unknown recipe field 'dropout'"),
+])
+def test_bad_recipes_are_refused_by_name(changes, message):
+    with pytest.raises(TinyDigitsError, match=message):
+        Recipe().replace(**changes)
+
+
+def test_recipe_round_trips_through_a_dict():
+    r = Recipe(hidden=(64, 32), activation="tanh", seed=3)
+    assert Recipe.from_dict(r.to_dict()) == r
+    assert r.name == "h64x32-tanh-ce"
