@@ -146,6 +146,62 @@ def cmd_predict(args):
         print(format_probabilities(probs, args.top))
 
 
+def cmd_convert(args):
+    from .verify import convert_run, explain_quantization, format_forms
+
+    report = convert_run(args.run, calibration=args.calibration)
+    print(format_forms(report))
+    print("\nquantization (int8 = round(real / scale) + zero_point):")
+    print(explain_quantization(report["quantization"]))
+    flips = report["flips"]
+    print(f"\n{len(flips)} test images change their digit from float to int8"
+          + (f": {', '.join(str(f['index']) for f in flips[:12])}{' ...' if len(flips) > 12 else ''}" if flips else ""))
+    print(f"wrote {args.run / 'model_float32.tflite'}, {args.run / 'model_int8.tflite'}, "
+          f"{args.run / 'deploy.json'}, {args.run / 'flips.png'}")
+
+
+def cmd_export_c(args):
+    from .export import export_c
+
+    command = f"tinydigits export-c {args.run} --out {args.out}"
+    files = export_c(args.run, args.out, command, force=args.force)
+    for path in files:
+        print(f"{path}  ({path.stat().st_size:,} bytes)")
+
+
+def cmd_mcu(args):
+    import tempfile
+
+    from .artifacts import write_json
+    from .convert import LiteRT
+    from .data import load_dataset
+    from .export import export_c, int8_model_of
+    from .mcu import format_report, require_toolchain, run_mcu
+    from .runs import read_metrics
+
+    require_toolchain()
+    model = int8_model_of(args.run)
+    if args.images < 1:
+        raise TinyDigitsError(f"--images must be at least 1, got {args.images}")
+    ds = load_dataset(read_metrics(args.run).get("recipe", {}).get("dataset", "mnist"))
+    lite = LiteRT(model)
+    images = lite.prepare(ds.x_test[:args.images])
+    with tempfile.TemporaryDirectory() as tmp:
+        export_c(args.run, Path(tmp) / "export", f"tinydigits mcu {args.run}")
+        host = _host_outputs(Path(tmp) / "export" / "c", images)
+        report = run_mcu(Path(tmp) / "export" / "c", images.reshape(len(images), -1), host)
+    write_json(args.run / "mcu.json", report)
+    print(format_report(report))
+    print(f"wrote {args.run / 'mcu.json'}")
+
+
+def _host_outputs(c_dir: Path, images) -> "np.ndarray":
+    """The standalone C compiled for this host: the reference the Cortex-M answers must match."""
+    from .cbuild import compile_host, run_batch
+
+    return run_batch(compile_host(c_dir), images)
+
+
 # ------------------------------------------------------------------------------------ parser
 
 def build_parser() -> Parser:
@@ -183,6 +239,21 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 image the model saw")
 
+    p = command("convert", cmd_convert, "int8 and float32 .tflite, each form scored on the test set, TFLM arena size",
+                ["tinydigits convert runs/lesson", "tinydigits convert runs/lesson --calibration 1000"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--calibration", type=int, default=500, help="training images used to calibrate int8 ranges")
+
+    p = command("export-c", cmd_export_c, "the int8 model as a TFLite Micro bundle and as standalone C99",
+                ["tinydigits export-c runs/lesson --out firmware/", "make -C firmware/c && firmware/c/tinydigits digit.raw"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="folder for tflm/ and c/")
+    p.add_argument("--force", action="store_true", help="replace an existing folder")
+
+    p = command("mcu", cmd_mcu, "build the standalone C for Cortex-M4 and run it in QEMU: flash, RAM, instructions",
+                ["tinydigits mcu runs/lesson", "tinydigits mcu runs/lesson --images 1000"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--images", type=int, default=300, help="test images to run on the emulated chip")
     return parser
 
 

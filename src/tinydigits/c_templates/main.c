@@ -1,0 +1,49 @@
+/* Classify raw images with the generated int8 model.
+ *
+ *   ./tinydigits digit.raw ...      each file: 784 bytes, uint8 pixels 0-255, MNIST layout (ink bright)
+ *   ./tinydigits --batch in out     in: N*784 int8 inputs, out: N*10 int8 outputs (for verification)
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tinydigits_model.h"
+
+static int8_t quantize_pixel(unsigned char pixel) {
+    /* q = round(x / scale) + zero_point with x = pixel / 255; float only here, outside the model */
+    long q = lroundf((float)pixel / 255.0f / TINYDIGITS_INPUT_SCALE) + TINYDIGITS_INPUT_ZERO_POINT;
+    return (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+}
+
+static int batch(const char *in_path, const char *out_path) {
+    FILE *in = fopen(in_path, "rb"), *out = fopen(out_path, "wb");
+    if (!in || !out) { fprintf(stderr, "error: cannot open %s or %s\n", in_path, out_path); return 2; }
+    int8_t input[TINYDIGITS_INPUT_SIZE], output[TINYDIGITS_OUTPUT_SIZE];
+    while (fread(input, 1, sizeof input, in) == sizeof input) {
+        tinydigits_predict(input, output);
+        fwrite(output, 1, sizeof output, out);
+    }
+    fclose(in);
+    return fclose(out) == 0 ? 0 : 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--batch") == 0) return batch(argv[2], argv[3]);
+    if (argc < 2) { fprintf(stderr, "usage: %s IMAGE.raw... | --batch IN OUT\n", argv[0]); return 2; }
+    for (int i = 1; i < argc; ++i) {
+        unsigned char pixels[TINYDIGITS_INPUT_SIZE + 1];
+        FILE *f = fopen(argv[i], "rb");
+        size_t n = f ? fread(pixels, 1, sizeof pixels, f) : 0;
+        if (f) fclose(f);
+        if (n != TINYDIGITS_INPUT_SIZE) {
+            fprintf(stderr, "error: %s: expected %d bytes, got %zu\n", argv[i], TINYDIGITS_INPUT_SIZE, n);
+            return 2;
+        }
+        int8_t input[TINYDIGITS_INPUT_SIZE], output[TINYDIGITS_OUTPUT_SIZE];
+        for (int p = 0; p < TINYDIGITS_INPUT_SIZE; ++p) input[p] = quantize_pixel(pixels[p]);
+        int digit = tinydigits_predict(input, output);
+        float confidence = (output[digit] - TINYDIGITS_OUTPUT_ZERO_POINT) * TINYDIGITS_OUTPUT_SCALE;
+        printf("%s: %d (%.4f)\n", argv[i], digit, confidence);
+    }
+    return 0;
+}

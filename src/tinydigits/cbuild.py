@@ -1,0 +1,41 @@
+"""Compile the generated standalone C for this host and run it on int8 inputs in bulk.
+
+    exe = compile_host(Path("out/c"), sanitize=True)
+    outputs = run_batch(exe, q_images)        # (N, 28, 28) int8 -> (N, 10) int8
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TinyDigitsError
+
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
+
+
+def compile_host(c_dir: Path, sanitize: bool = False, optimization: str = "-O2", cc: str = "cc") -> Path:
+    if shutil.which(cc) is None:
+        raise TinyDigitsError(f"C compiler {cc!r} not found")
+    exe = Path(c_dir) / ("tinydigits-asan" if sanitize else "tinydigits")
+    cmd = [cc, *STRICT, optimization, *(SANITIZERS if sanitize else []), "-o", str(exe),
+           str(Path(c_dir) / "main.c"), str(Path(c_dir) / "tinydigits_model.c"), "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TinyDigitsError(f"compiling {c_dir} failed: {proc.stderr.strip().splitlines()[0][:200]}")
+    return exe
+
+
+def run_batch(exe: Path, inputs: np.ndarray) -> np.ndarray:
+    """Feed (N, ...) int8 inputs to `exe --batch`, return its (N, 10) int8 outputs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
+        np.ascontiguousarray(inputs, np.int8).tofile(src)
+        proc = subprocess.run([str(exe), "--batch", str(src), str(dst)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise TinyDigitsError(f"{exe} failed: {proc.stderr.strip()[:300]}")
+        return np.fromfile(dst, np.int8).reshape(len(inputs), -1)

@@ -1,0 +1,242 @@
+"""int8 .tflite -> C: a TFLM bundle, and a standalone C99 inference with no runtime at all.
+
+The standalone C reproduces TFLite's reference integer kernels exactly (fixed-point multiplier and
+shift, gemmlowp rounding, the fixed-point softmax), so its int8 outputs are byte-identical to
+LiteRT's reference kernels and to TFLM. Ops it knows: FULLY_CONNECTED (no activation or ReLU),
+RESHAPE, AVERAGE_POOL_2D, SOFTMAX. Code is produced by small functions that return strings.
+
+    files = export_c(int8_bytes, Path("out"), source="runs/lesson/model_int8.tflite", arena=2048)
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import write_text
+from .errors import TinyDigitsError
+
+SUPPORTED_OPS = ("FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D", "SOFTMAX")
+ACTIVATION_NONE, ACTIVATION_RELU = 0, 1  # tflite ActivationFunctionType
+
+
+def c_identifier(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise TinyDigitsError(f"'{name}' is not a valid C identifier")
+    return name
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: real = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31)."""
+    if real == 0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = math.floor(q * (1 << 31) + 0.5)  # TfLiteRound, q > 0
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(q_fixed), shift
+
+
+@dataclass
+class Op:
+    kind: str
+    params: dict = field(default_factory=dict)
+
+
+def read_tflite(model: bytes):
+    """The model's flatbuffer as TFLM's object API tree (ModelT), with a clear error if it is not one."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    if len(model) < 8 or model[4:8] != b"TFL3":
+        raise TinyDigitsError("not a .tflite model (no TFL3 identifier)")
+    try:
+        return runtime.convert_bytearray_to_object(bytearray(model))
+    except Exception as e:  # flatbuffers raises struct/index errors on damaged files
+        raise TinyDigitsError(f"corrupt .tflite model ({type(e).__name__})") from None
+
+
+def plan(model: bytes) -> tuple[list[Op], dict]:
+    """The int8 model as a list of ops with every constant the C needs, plus input/output quantization."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    m = read_tflite(model)
+    graph = m.subgraphs[0]
+    tensors = graph.tensors
+
+    def q(i):
+        t = tensors[i]
+        return np.array(t.quantization.scale, np.float32), np.array(t.quantization.zeroPoint, np.int64)
+
+    def data(i, dtype):
+        return np.frombuffer(bytes(m.buffers[tensors[i].buffer].data), dtype)
+
+    def check_int8(i, role):
+        if tensors[i].type != 9:  # TensorType.INT8
+            raise TinyDigitsError(f"the C generator needs a full-integer int8 model; {role} is not int8 "
+                                  "(convert with `tinydigits convert`)")
+
+    check_int8(graph.inputs[0], "the input")
+    check_int8(graph.outputs[0], "the output")
+    ops = []
+    for op in graph.operators:
+        name = _op_name(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]))
+        if name not in SUPPORTED_OPS:
+            raise TinyDigitsError(f"op {name} is not supported by the C generator (supported: {', '.join(SUPPORTED_OPS)})")
+        (in_scale, in_zp), (out_scale, out_zp) = q(op.inputs[0]), q(op.outputs[0])
+        if name == "RESHAPE":
+            ops.append(Op("RESHAPE"))
+            continue
+        act = op.builtinOptions.fusedActivationFunction if hasattr(op.builtinOptions, "fusedActivationFunction") else 0
+        if act not in (ACTIVATION_NONE, ACTIVATION_RELU):
+            raise TinyDigitsError(f"{name} with fused activation {act} is not supported by the C generator")
+        act_min = max(-128, int(out_zp[0])) if act == ACTIVATION_RELU else -128
+        if name == "FULLY_CONNECTED":
+            w_scale, w_zp = q(op.inputs[1])
+            weights = data(op.inputs[1], np.int8).reshape(tensors[op.inputs[1]].shape)
+            if np.any(w_zp != 0):
+                raise TinyDigitsError("FULLY_CONNECTED with asymmetric weights is not supported")
+            if len(w_scale) == 1:  # per-tensor: TFLite multiplies the scales in float32 first
+                reals = [float(np.float32(in_scale[0] * w_scale[0])) / float(out_scale[0])]
+            else:                  # per-channel: in double
+                reals = [float(in_scale[0]) * float(s) / float(out_scale[0]) for s in w_scale]
+            mult, shift = zip(*(quantize_multiplier(r) for r in reals))
+            bias = data(op.inputs[2], np.int32) if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(len(weights), np.int32)
+            ops.append(Op(name, dict(weights=weights, bias=bias, multiplier=list(mult), shift=list(shift),
+                                     input_offset=-int(in_zp[0]), output_offset=int(out_zp[0]),
+                                     act_min=act_min, act_max=127)))
+        elif name == "AVERAGE_POOL_2D":
+            o = op.builtinOptions
+            shape = tensors[op.inputs[0]].shape  # (1, H, W, C)
+            if o.padding != 1 or o.filterHeight != o.filterWidth or o.strideH != o.strideW:  # 1: VALID
+                raise TinyDigitsError("AVERAGE_POOL_2D: only square VALID pooling is supported by the C generator")
+            if in_scale[0] != out_scale[0] or in_zp[0] != out_zp[0]:
+                raise TinyDigitsError("AVERAGE_POOL_2D with rescaling is not supported by the C generator")
+            ops.append(Op(name, dict(height=int(shape[1]), width=int(shape[2]), channels=int(shape[3]),
+                                     pool=int(o.filterHeight), stride=int(o.strideH), act_min=act_min, act_max=127)))
+        elif name == "SOFTMAX":
+            if abs(out_scale[0] - 1 / 256) > 1e-9 or out_zp[0] != -128:
+                raise TinyDigitsError("SOFTMAX output must have scale 1/256 and zero point -128")
+            beta = float(op.builtinOptions.beta)
+            real = min(beta * float(in_scale[0]) * (1 << (31 - 5)), (1 << 31) - 1.0)
+            mult, left_shift = quantize_multiplier(real)
+            radius = math.floor(((1 << 5) - 1) * (1 << (31 - 5)) / (1 << left_shift))
+            ops.append(Op(name, dict(input_multiplier=mult, input_left_shift=left_shift, diff_min=-radius)))
+    io = {"input": q(graph.inputs[0]), "output": q(graph.outputs[0]),
+          "input_size": int(np.prod(tensors[graph.inputs[0]].shape)),
+          "output_size": int(np.prod(tensors[graph.outputs[0]].shape))}
+    return ops, io
+
+
+def _op_name(code: int) -> str:
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return names.get(code, f"builtin #{code}")
+
+
+# ---------------------------------------------------------------------------------- C text
+
+def c_array(ctype: str, name: str, values, per_line: int = 16) -> str:
+    values = [int(v) for v in np.asarray(values).ravel()]
+    rows = [", ".join(str(v) for v in values[i:i + per_line]) for i in range(0, len(values), per_line)]
+    return f"static const {ctype} {c_identifier(name)}[{len(values)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
+
+
+def generated_banner(source: str, command: str, comment: str = "c") -> str:
+    lines = [f"Generated by tinydigits from {source}", f"with `{command}`.", "Do not edit: regenerate instead."]
+    if comment == "make":
+        return "".join(f"# {line}\n" for line in lines)
+    return "/* " + "\n * ".join(lines) + " */\n"
+
+
+def model_header(io: dict, banner: str) -> str:
+    (in_s, in_z), (out_s, out_z) = io["input"], io["output"]
+    return f"""{banner}#ifndef TINYDIGITS_MODEL_H
+#define TINYDIGITS_MODEL_H
+
+#include <stdint.h>
+
+#define TINYDIGITS_INPUT_SIZE {io['input_size']}
+#define TINYDIGITS_OUTPUT_SIZE {io['output_size']}
+/* int8 quantization: real = (q - zero_point) * scale; a pixel p/255 enters as round(p/255/scale) + zero_point */
+#define TINYDIGITS_INPUT_SCALE {float(in_s[0]):.9g}f
+#define TINYDIGITS_INPUT_ZERO_POINT ({int(in_z[0])})
+#define TINYDIGITS_OUTPUT_SCALE {float(out_s[0]):.9g}f
+#define TINYDIGITS_OUTPUT_ZERO_POINT ({int(out_z[0])})
+
+/* Runs the int8 model on one image: input[784] int8, fills output[10] int8; returns the argmax.
+   Reentrant: no heap, no global mutable state; uses a few hundred bytes of stack. */
+int tinydigits_predict(const int8_t *input, int8_t *output);
+
+#endif
+"""
+
+
+def model_source(ops: list[Op], io: dict, banner: str) -> str:
+    widths = [io["input_size"]] + [len(op.params["bias"]) for op in ops if op.kind == "FULLY_CONNECTED"]
+    widths += [op.params["height"] * op.params["width"] * op.params["channels"] // op.params["pool"] ** 2
+               for op in ops if op.kind == "AVERAGE_POOL_2D"]
+    buffer = max(w for w in widths[1:] + [io["output_size"]])
+    consts, calls = [], []
+    src, hops = "input", 0
+    for i, op in enumerate(ops):
+        p = op.params
+        dst = "output" if i == len(ops) - 1 else f"buf{hops % 2}"
+        if op.kind == "RESHAPE":
+            continue
+        if op.kind == "FULLY_CONNECTED":
+            units, depth = p["weights"].shape
+            # sum(w * (x + offset)) + b == sum(w * x) + (b + offset * sum(w)): one add less per weight
+            folded = p["bias"].astype(np.int64) + p["input_offset"] * p["weights"].astype(np.int64).sum(axis=1)
+            consts += [c_array("int8_t", f"weights{i}", p["weights"]), c_array("int32_t", f"bias{i}", folded),
+                       c_array("int32_t", f"multiplier{i}", p["multiplier"]), c_array("int8_t", f"shift{i}", p["shift"])]
+            calls.append(f"    fully_connected({src}, {dst}, {depth}, {units}, weights{i}, bias{i}, multiplier{i}, shift{i}, "
+                         f"{int(len(p['multiplier']) > 1)}, {p['output_offset']}, {p['act_min']}, {p['act_max']});")
+        elif op.kind == "AVERAGE_POOL_2D":
+            calls.append(f"    average_pool({src}, {dst}, {p['height']}, {p['width']}, {p['channels']}, {p['pool']}, "
+                         f"{p['stride']}, {p['act_min']}, {p['act_max']});")
+        elif op.kind == "SOFTMAX":
+            calls.append(f"    softmax({src}, {dst}, {io['output_size']}, {p['input_multiplier']}, "
+                         f"{p['input_left_shift']}, {p['diff_min']});")
+        src, hops = dst, hops + 1
+    if src != "output":
+        raise TinyDigitsError("the model's last op must write the output")
+    kernels = resources.files("tinydigits").joinpath("c_templates/kernels.c").read_text()
+    used = "".join(f"#define TINYDIGITS_USES_{kind} {int(any(op.kind == kind for op in ops))}\n"
+                   for kind in SUPPORTED_OPS if kind != "RESHAPE")
+    return f"""{banner}#include "tinydigits_model.h"
+
+{used}
+/* ---- the model: int8 weights, int32 biases, per-layer requantization constants -------------- */
+{"".join(consts)}
+{kernels}
+int tinydigits_predict(const int8_t *input, int8_t *output) {{
+    int8_t buf0[{buffer}], buf1[{buffer}];  /* activations ping-pong between two stack buffers */
+    (void)buf0; (void)buf1;
+{chr(10).join(calls)}
+    int best = 0;
+    for (int c = 1; c < TINYDIGITS_OUTPUT_SIZE; ++c) if (output[c] > output[best]) best = c;
+    return best;
+}}
+"""
+
+
+def write_standalone(model: bytes, out: Path, source: str, command: str) -> list[Path]:
+    """DIR/c/: tinydigits_model.h/.c, main.c (classifies raw 784-byte files) and a Makefile."""
+    ops, io = plan(model)
+    banner = generated_banner(source, command)
+    templates = resources.files("tinydigits").joinpath("c_templates")
+    files = {
+        "tinydigits_model.h": model_header(io, banner),
+        "tinydigits_model.c": model_source(ops, io, banner),
+        "main.c": banner + templates.joinpath("main.c").read_text(),
+        "Makefile": generated_banner(source, command, "make") + templates.joinpath("Makefile").read_text(),
+    }
+    return [write_text(out / name, text) for name, text in files.items()]
