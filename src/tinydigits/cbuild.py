@@ -18,7 +18,7 @@ STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
 
 
-def compile_host(c_dir: Path, sanitize: bool = False, optimization: str = "-O2", cc: str = "cc") -> Path:
+def compile_host(c_dir: Path, sanitize: bool = False, optimization: str = "-O3", cc: str = "cc") -> Path:
     if shutil.which(cc) is None:
         raise TinyDigitsError(f"C compiler {cc!r} not found")
     exe = Path(c_dir) / ("tinydigits-asan" if sanitize else "tinydigits")

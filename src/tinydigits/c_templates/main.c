@@ -2,8 +2,12 @@
  *
  *   ./tinydigits digit.raw ...      each file: 784 bytes, uint8 pixels 0-255, MNIST layout (ink bright)
  *   ./tinydigits --batch in out     in: N*784 int8 inputs, out: N*10 int8 outputs (for verification)
+ *   ./tinydigits --time in REPEAT   mean nanoseconds per inference over the images in `in`, REPEAT passes
  */
+#define _POSIX_C_SOURCE 199309L
 #include <math.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,8 +31,28 @@ static int batch(const char *in_path, const char *out_path) {
     return fclose(out) == 0 ? 0 : 2;
 }
 
+static int timing(const char *in_path, int repeat) {
+    static int8_t images[10000][TINYDIGITS_INPUT_SIZE];
+    FILE *in = fopen(in_path, "rb");
+    if (!in || repeat < 1) { fprintf(stderr, "error: cannot open %s\n", in_path); return 2; }
+    size_t n = fread(images, TINYDIGITS_INPUT_SIZE, 10000, in);
+    fclose(in);
+    if (n == 0) { fprintf(stderr, "error: %s holds no image\n", in_path); return 2; }
+    int8_t output[TINYDIGITS_OUTPUT_SIZE];
+    volatile int sink = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int r = 0; r < repeat; ++r)
+        for (size_t i = 0; i < n; ++i) sink += tinydigits_predict(images[i], output);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / ((double)n * repeat);
+    printf("%.1f ns per inference over %zu images x %d\n", ns, n, repeat);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--batch") == 0) return batch(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "--time") == 0) return timing(argv[2], atoi(argv[3]));
     if (argc < 2) { fprintf(stderr, "usage: %s IMAGE.raw... | --batch IN OUT\n", argv[0]); return 2; }
     for (int i = 1; i < argc; ++i) {
         unsigned char pixels[TINYDIGITS_INPUT_SIZE + 1];
