@@ -202,6 +202,62 @@ def _host_outputs(c_dir: Path, images) -> "np.ndarray":
     return run_batch(compile_host(c_dir), images)
 
 
+def cmd_compare(args):
+    from .compare import PRESETS, compare, default_out, parse_variant, table, variants, variants_from_file, write_report
+    from .model import Recipe
+
+    changes = list(PRESETS[args.preset]) if args.preset else []
+    changes += [parse_variant(v) for v in args.variant or []]
+    if args.file:
+        changes += variants_from_file(args.file)
+    if not changes:
+        raise TinyDigitsError("compare: give --preset, --variant or --file")
+    if args.jobs < 1:
+        raise TinyDigitsError(f"--jobs must be at least 1, got {args.jobs}")
+    base = Recipe(dataset=args.dataset, **({"epochs": args.epochs} if args.epochs else {}),
+                  **({"seed": args.seed} if args.seed is not None else {}))
+    recipes = variants(changes, base)
+    out = args.out or default_out()
+    if out.exists() and not args.force:
+        raise TinyDigitsError(f"{out}: already exists (use --force to replace it, or choose another --out)")
+    ds = None if args.jobs > 1 else _load_data(args)
+    print(f"comparing {len(recipes)} variants, {base.epochs} epochs each, seed {base.seed}", flush=True)
+    rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True))
+    write_report(rows, out, force=args.force, title=f"tinydigits compare ({args.preset or 'custom'})")
+    print()
+    print(table(rows))
+    print(f"\nwrote {out}/comparison.md, comparison.json, comparison.png, calibration.png")
+
+
+def cmd_search(args):
+    from .model import Recipe
+    from .search import Budget, best, search, table
+
+    if args.flash_kb <= 0 or args.ram_kb <= 0 or args.minutes <= 0:
+        raise TinyDigitsError("--flash-kb, --ram-kb and --minutes must be positive")
+    budget = Budget(flash=int(args.flash_kb * 1024), ram=int(args.ram_kb * 1024))
+    base = Recipe(dataset=args.dataset, **({"epochs": args.epochs} if args.epochs else {}))
+    out = args.out or Path("runs") / f"search-{args.flash_kb:g}k"
+    ds = _load_data(args)
+    print(f"searching designs for <= {budget.flash:,} B flash and <= {budget.ram:,} B RAM, "
+          f"{base.epochs} epochs each, up to {args.minutes:g} min -> {out}", flush=True)
+    if args.engine == "ray":
+        from .search_ray import search_with_ray
+
+        rows = search_with_ray(ds, budget, out, base, args.max_candidates, progress=lambda l: print(l, flush=True))
+    else:
+        rows = search(ds, budget, out, base, args.minutes, args.max_candidates, progress=lambda l: print(l, flush=True))
+    print()
+    print(table(rows, budget))
+    chosen = best(rows, budget)
+    if chosen is None:
+        print("\nno candidate fits the budget")
+        return
+    print(f"\nbest under budget: {chosen['name']}: int8 test accuracy {chosen['test_accuracy']:.4f} "
+          f"(validation {chosen['validation_accuracy']:.4f}), {chosen['flash_bytes']:,} B flash, {chosen['ram_bytes']:,} B RAM")
+    print(f"saved as a run folder: {out / 'best'}; wrote {out / 'search.json'}, {out / 'pareto.png'}")
+
+
 # ------------------------------------------------------------------------------------ parser
 
 def build_parser() -> Parser:
@@ -254,6 +310,35 @@ def build_parser() -> Parser:
                 ["tinydigits mcu runs/lesson", "tinydigits mcu runs/lesson --images 1000"])
     p.add_argument("run", type=Path)
     p.add_argument("--images", type=int, default=300, help="test images to run on the emulated chip")
+
+    from .compare import PRESETS
+
+    p = command("compare", cmd_compare, "train variants side by side: the lesson's claims in numbers and plots",
+                ["tinydigits compare --preset lesson", "tinydigits compare --preset activation --epochs 5 --out runs/act",
+                 'tinydigits compare --variant "hidden=64 activation=tanh" --variant "hidden=64,32" --jobs 2',
+                 "tinydigits compare --file variants.toml   # [[variant]] tables: hidden = [64, 32], lr = 0.01"])
+    p.add_argument("--preset", choices=sorted(PRESETS))
+    p.add_argument("--variant", action="append", metavar="'KEY=VALUE ...'", help="a custom variant (repeatable)")
+    p.add_argument("--file", type=Path, help="variants from a JSON list or a TOML file of [[variant]] tables")
+    p.add_argument("--epochs", type=int, help="epochs for every variant (default 20)")
+    p.add_argument("--seed", type=int, help="the one seed every variant shares (default 0)")
+    p.add_argument("--jobs", type=int, default=1, help="variants trained in parallel processes")
+    p.add_argument("--out", type=Path, help="report folder (default runs/compare-<timestamp>)")
+    p.add_argument("--force", action="store_true")
+    _data_flags(p)
+
+    p = command("search", cmd_search, "the most accurate int8 model whose measured flash and RAM fit a budget",
+                ["tinydigits search --flash-kb 8 --ram-kb 2", "tinydigits search --flash-kb 32 --minutes 30 --out runs/search-32k",
+                 "tinydigits search --flash-kb 8 --out runs/search-8k   # again: resumes where it stopped",
+                 "tinydigits search --flash-kb 8 --engine ray            # trials on a Ray cluster (pip install tinydigits[ray])"])
+    p.add_argument("--flash-kb", type=float, required=True, help="flash budget for model code + weights (KiB)")
+    p.add_argument("--ram-kb", type=float, default=2.0, help="RAM budget: data + bss + inference stack (KiB, default 2)")
+    p.add_argument("--minutes", type=float, default=10.0, help="time budget (default 10)")
+    p.add_argument("--epochs", type=int, help="epochs per candidate (default 20)")
+    p.add_argument("--max-candidates", type=int, help="stop after this many new candidates")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where trials run (default local)")
+    p.add_argument("--out", type=Path, help="results folder (default runs/search-<F>k); resumed if it exists")
+    _data_flags(p)
     return parser
 
 

@@ -60,13 +60,16 @@ def image_gallery(images: np.ndarray, captions: list[str], title: str, columns: 
 
 
 def overlay_curves(histories: dict[str, dict]):
-    """Test accuracy and loss per epoch of several variants on shared axes (compare)."""
+    """Test accuracy and cross-entropy per epoch of several variants on shared axes (compare).
+
+    An MSE-trained variant is drawn with its cross-entropy metric, not its MSE loss, so all compare.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, history in histories.items():
         epochs = np.arange(1, len(history["val_loss"]) + 1)
         axes[0].plot(epochs, history["val_accuracy"], label=name)
-        axes[1].plot(epochs, history["val_loss"], label=name)
-    for ax, label in zip(axes, ("test accuracy", "test loss")):
+        axes[1].plot(epochs, history.get("val_crossentropy", history["val_loss"]), label=name)
+    for ax, label in zip(axes, ("test accuracy", "test loss (cross-entropy)")):
         ax.set_title(label)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

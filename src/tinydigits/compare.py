@@ -1,0 +1,222 @@
+"""Train variants of the lesson side by side and show what each of its claims looks like in numbers.
+
+Presets answer the lesson: `activation` (relu vs linear vs sigmoid vs tanh: why a non-linearity),
+`loss` (cross-entropy vs MSE on one-hot softmax outputs: "from regression to classification"),
+`width` (hidden 10..256, with the int8 bytes each costs) and `lesson` (all of them). Every variant
+gets the same data and seed. Output: comparison.json / .md / .png and calibration.png.
+
+    rows = compare(variants("lesson", Recipe(epochs=5)), load_dataset())
+"""
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TinyDigitsError
+from .model import Recipe
+
+PRESETS = {
+    "activation": [{"activation": a} for a in ("relu", "linear", "sigmoid", "tanh")],
+    "loss": [{"loss": "crossentropy"}, {"loss": "mse"}],
+    "width": [{"hidden": (w,)} for w in (10, 20, 64, 128, 256)],
+}
+PRESETS["lesson"] = PRESETS["activation"] + PRESETS["loss"] + PRESETS["width"]
+
+EXPLANATIONS = {
+    "activation": (
+        "Without a non-linearity the two Dense layers compose into one linear map, so the 'linear' "
+        "network is softmax regression in disguise: {linear} test accuracy against {relu} for ReLU. "
+        "ReLU, sigmoid and tanh all bend the decision boundaries; ReLU trains fastest and is the cheapest "
+        "on a microcontroller (a max, fused into the int8 FULLY_CONNECTED op)."),
+    "loss": (
+        "Both variants end in a softmax, but MSE scores the probabilities as if they were regression "
+        "targets: when the network is confidently wrong its gradient vanishes, so it learns more slowly "
+        "(epochs to reach {level} test accuracy: cross-entropy {ce_epochs}, MSE {mse_epochs}; at the end "
+        "{ce} vs {mse}). Cross-entropy is the negative log-likelihood of the right class and keeps pushing."),
+    "width": (
+        "Accuracy rises with the hidden layer's width and so does the cost: the first layer has 784 weights "
+        "per unit, one byte each in int8. {widths}"),
+}
+
+
+def parse_variant(text: str) -> dict:
+    """'hidden=64,32 activation=tanh lr=0.01' -> recipe changes (hidden also accepts 64x32)."""
+    changes = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise TinyDigitsError(f"variant {text!r}: expected key=value pairs, got {item!r}")
+        changes[key] = value
+    return coerce(changes, text)
+
+
+def coerce(changes: dict, where: str) -> dict:
+    """String or JSON values -> the recipe's field types (unknown fields are refused by Recipe.replace)."""
+    out = {}
+    try:
+        for key, value in changes.items():
+            if key == "hidden":
+                out[key] = tuple(int(v) for v in (value.replace("x", ",").split(",") if isinstance(value, str) else value) if v != "")
+            elif key in ("epochs", "batch_size", "seed", "input_size"):
+                out[key] = int(value)
+            elif key in ("lr", "validation_split"):
+                out[key] = float(value)
+            else:
+                out[key] = value
+    except (TypeError, ValueError):
+        raise TinyDigitsError(f"variant {where!r}: bad value for {key!r}: {value!r}") from None
+    return out
+
+
+def variants_from_file(path: Path) -> list[dict]:
+    """A JSON list of objects, or TOML with [[variant]] tables."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        if path.suffix == ".toml":
+            import tomllib
+
+            items = tomllib.loads(text).get("variant", [])
+        else:
+            items = json.loads(text)
+    except (OSError, ValueError) as e:
+        raise TinyDigitsError(f"{path}: cannot read variants ({e})") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise TinyDigitsError(f"{path}: expected a list of variant objects")
+    return [coerce(item, str(path)) for item in items]
+
+
+def variants(changes: list[dict], base: Recipe) -> list[Recipe]:
+    """Recipes for each change set on top of `base`, duplicates removed, order kept."""
+    recipes = []
+    for c in changes:
+        r = base.replace(**c)
+        if r not in recipes:
+            recipes.append(r)
+    return recipes
+
+
+def measure(recipe: Recipe, ds, calibration: int = 300) -> dict:
+    """Train one recipe, convert it to int8, and return its row of the comparison."""
+    from .convert import LiteRT, to_tflite
+    from .evaluate import cross_entropy
+    from .predict import predict_digits
+    from .train import train
+
+    result = train(recipe, ds, verbose=0)
+    probs = predict_digits(result.model, ds.x_test)
+    rng = np.random.default_rng(recipe.seed)
+    int8 = to_tflite(result.model, ds.x_train[rng.choice(len(ds.x_train), calibration, replace=False)])
+    int8_digits = LiteRT(int8).predict(ds.x_test).argmax(axis=1)
+    correct = probs.argmax(axis=1) == ds.y_test
+    return {
+        "name": recipe.name, "recipe": recipe.to_dict(),
+        "test_accuracy": result.metrics["test_accuracy"],
+        "test_loss": cross_entropy(probs, ds.y_test),  # cross-entropy for every variant, so losses compare
+        "trained_loss": result.metrics["test_loss"],    # the variant's own loss (MSE for the mse variant)
+        "params": result.metrics["params"], "int8_bytes": len(int8),
+        "int8_test_accuracy": float((int8_digits == ds.y_test).mean()),
+        "train_seconds": result.metrics["train_seconds"], "history": result.history,
+        "softmax_sum_max_error": float(np.abs(probs.sum(axis=1) - 1).max()),
+        "top_probability": {"right_mean": float(probs.max(1)[correct].mean()),
+                            "wrong_mean": float(probs.max(1)[~correct].mean()) if (~correct).any() else None},
+        "_top": probs.max(axis=1), "_correct": correct,
+    }
+
+
+def _measure_in_worker(recipe_dict: dict) -> dict:
+    """Entry point of a --jobs worker process: its own Keras, its own copy of the data."""
+    import tinydigits  # noqa: F401  (backend)
+    from .data import load_dataset
+
+    recipe = Recipe.from_dict(recipe_dict)
+    return measure(recipe, load_dataset(recipe.dataset))
+
+
+def compare(recipes: list[Recipe], ds=None, jobs: int = 1, progress=print) -> list[dict]:
+    """Measure every recipe, in `jobs` processes; `progress` gets one line per finished variant."""
+    rows = []
+    if jobs > 1:
+        import multiprocessing
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for row in pool.map(_measure_in_worker, [r.to_dict() for r in recipes]):
+                rows.append(row)
+                progress(row_line(row))
+    else:
+        for recipe in recipes:
+            rows.append(measure(recipe, ds))
+            progress(row_line(rows[-1]))
+    return rows
+
+
+def row_line(row: dict) -> str:
+    return (f"{row['name']:22} acc {row['test_accuracy']:.4f}  loss {row['test_loss']:.4f}  "
+            f"params {row['params']:>7,}  int8 {row['int8_bytes']:>7,} B  {row['train_seconds']:6.1f} s")
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| variant | test accuracy | int8 accuracy | test loss (CE) | params | int8 bytes | train s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['test_accuracy']:.4f} | {r['int8_test_accuracy']:.4f} | {r['test_loss']:.4f} | "
+                     f"{r['params']:,} | {r['int8_bytes']:,} | {r['train_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def explanations(rows: list[dict]) -> list[str]:
+    """The paragraphs whose variants were all run, with this run's numbers filled in."""
+    by = {r["name"]: r for r in rows}
+    base = Recipe(**{k: v for k, v in rows[0]["recipe"].items() if k in ("epochs", "seed", "batch_size", "lr", "dataset")})
+
+    def acc(**c):
+        r = by.get(base.replace(**c).name)
+        return None if r is None else f"{100 * r['test_accuracy']:.1f}%"
+
+    def epochs_to(level, **c):
+        curve = by[base.replace(**c).name]["history"]["val_accuracy"]
+        reached = [i + 1 for i, a in enumerate(curve) if a >= level]
+        return str(reached[0]) if reached else f"not within {len(curve)}"
+
+    out = []
+    if acc(activation="linear") and acc():
+        out.append(EXPLANATIONS["activation"].format(linear=acc(activation="linear"), relu=acc()))
+    if acc(loss="mse") and acc():
+        level = 0.95
+        out.append(EXPLANATIONS["loss"].format(level=f"{100 * level:.0f}%", ce_epochs=epochs_to(level),
+                                               mse_epochs=epochs_to(level, loss="mse"), ce=acc(), mse=acc(loss="mse")))
+    widths = [by[n] for n in by if by[n]["recipe"]["activation"] == "relu" and by[n]["recipe"]["loss"] == "crossentropy"
+              and len(by[n]["recipe"]["hidden"]) == 1]
+    if len(widths) >= 3:
+        widths.sort(key=lambda r: r["params"])
+        out.append(EXPLANATIONS["width"].format(widths="; ".join(
+            f"hidden {r['recipe']['hidden'][0]}: {100 * r['test_accuracy']:.1f}% in {r['int8_bytes']:,} int8 bytes" for r in widths) + "."))
+    if rows:
+        worst = max(r["softmax_sum_max_error"] for r in rows)
+        right = np.mean([r["top_probability"]["right_mean"] for r in rows])
+        wrong = np.mean([r["top_probability"]["wrong_mean"] for r in rows if r["top_probability"]["wrong_mean"]])
+        out.append(f"Softmax makes the outputs probabilities: over every test image of every variant they sum to 1 "
+                   f"within {worst:.1e}. They are also informative: the top probability averages {right:.2f} "
+                   f"when the answer is right and {wrong:.2f} when it is wrong (calibration.png).")
+    return out
+
+
+def write_report(rows: list[dict], out: Path, force: bool = False, title: str = "comparison") -> Path:
+    from .artifacts import save_figure, staged_folder, write_json, write_text
+    from .plots import calibration, overlay_curves
+
+    with staged_folder(out, force) as tmp:
+        write_json(tmp / "comparison.json", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        write_text(tmp / "comparison.md", f"# {title}\n\n{table(rows)}\n\n" + "\n\n".join(explanations(rows)) + "\n")
+        save_figure(overlay_curves({r["name"]: r["history"] for r in rows}), tmp / "comparison.png")
+        first = rows[0]
+        save_figure(calibration(first["_top"], first["_correct"], f"({first['name']})"), tmp / "calibration.png")
+    return out
+
+
+def default_out() -> Path:
+    return Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"

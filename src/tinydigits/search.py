@@ -1,0 +1,173 @@
+"""Find the most accurate int8 digit model that fits a microcontroller's flash and RAM.
+
+Each candidate (input resolution 28/14/7 px, one or two hidden ReLU layers of some width) is
+trained on the training images minus a held-out validation split, converted to full-integer
+int8, generated as standalone C, compiled for Cortex-M4 (-Os) and run in QEMU: its flash (model
+code + weights) and RAM (data + bss + stack) are measured, not estimated. Models are chosen on
+validation accuracy only; the test accuracy of each is reported beside it.
+
+Results are appended to DIR/search.json as they come, so a stopped search resumes where it was;
+the best model that fits is kept as a normal run folder, DIR/best.
+
+    rows = search(load_dataset(), Budget(flash=8 * 1024, ram=2 * 1024), Path("runs/search-8k"))
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TinyDigitsError
+from .model import Recipe
+
+WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+SECOND_WIDTHS = (8, 16, 32, 64)
+VALIDATION_SPLIT = 1 / 6  # the last 10,000 training images choose the model; the test set only reports
+QEMU_IMAGES = 20          # images run on the emulated chip per candidate (stack depth and a sanity check)
+
+
+@dataclass(frozen=True)
+class Budget:
+    flash: int  # bytes: model code + weights on the Cortex-M4 (-Os)
+    ram: int    # bytes: model data + bss + inference stack
+
+    def fits(self, row: dict) -> bool:
+        return row["flash_bytes"] <= self.flash and row["ram_bytes"] <= self.ram
+
+
+def weight_bytes(recipe: Recipe) -> int:
+    """A lower bound on flash: one byte per int8 weight. Used to skip impossible candidates and order the rest."""
+    sizes = [recipe.input_size ** 2, *recipe.hidden, 10]
+    return sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
+def candidates(budget: Budget, base: Recipe) -> list[Recipe]:
+    """Every design whose weights alone fit the budget, closest to 80% of it first."""
+    designs = [(w,) for w in WIDTHS] + [(a, b) for a in WIDTHS for b in SECOND_WIDTHS if b < a]
+    recipes = [base.replace(input_size=size, hidden=hidden, activation="relu", loss="crossentropy",
+                            validation_split=VALIDATION_SPLIT)
+               for size in (28, 14, 7) for hidden in designs]
+    possible = [r for r in recipes if weight_bytes(r) <= budget.flash]
+    return sorted(possible, key=lambda r: abs(weight_bytes(r) - 0.8 * budget.flash))
+
+
+def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0) -> tuple[dict, object, bytes]:
+    """Train, convert, generate C, build for Cortex-M4, run in QEMU: the candidate's row, model and int8 bytes."""
+    from .codegen import write_standalone
+    from .convert import LiteRT, to_tflite
+    from .mcu import build, run_qemu
+    from .train import split_train, train
+
+    result = train(recipe, ds, verbose=verbose)
+    x_train, _, x_val, y_val = split_train(ds, recipe.validation_split)
+    rng = np.random.default_rng(recipe.seed)
+    int8 = to_tflite(result.model, x_train[rng.choice(len(x_train), 300, replace=False)])
+    lite = LiteRT(int8)
+    val_accuracy = float((lite.predict(x_val).argmax(1) == y_val).mean())
+    test_accuracy = float((lite.predict(ds.x_test).argmax(1) == ds.y_test).mean())
+    with tempfile.TemporaryDirectory() as tmp:
+        c_dir = Path(tmp) / "c"
+        write_standalone(int8, c_dir, recipe.name, "tinydigits search")
+        b = build(c_dir, Path(tmp), "size")
+        q = lite.prepare(x_val[:QEMU_IMAGES])
+        outputs, figures = run_qemu(Path(tmp) / b["elf"], q.reshape(len(q), -1), Path(tmp))
+    row = {
+        "name": recipe.name, "recipe": recipe.to_dict(), "params": result.metrics["params"],
+        "flash_bytes": b["flash_bytes"],
+        "ram_bytes": b["model_sections"]["data"] + b["model_sections"]["bss"] + figures["stack_bytes"],
+        "instructions_per_inference": figures["instructions_per_inference"],
+        "validation_accuracy": val_accuracy, "test_accuracy": test_accuracy,
+        "float_test_accuracy": result.metrics["test_accuracy"], "train_seconds": result.metrics["train_seconds"],
+        "qemu_agrees_with_litert": float((outputs.argmax(1) == lite.run(q).argmax(1)).mean()),
+    }
+    return row, result, int8
+
+
+def mark_front(rows: list[dict]) -> list[dict]:
+    """on_front: no other candidate is both smaller in flash and at least as accurate on validation."""
+    for r in rows:
+        r["on_front"] = not any(o is not r and o["flash_bytes"] <= r["flash_bytes"] and
+                                o["validation_accuracy"] >= r["validation_accuracy"] and
+                                (o["flash_bytes"], o["validation_accuracy"]) != (r["flash_bytes"], r["validation_accuracy"])
+                                for o in rows)
+    return rows
+
+
+def best(rows: list[dict], budget: Budget) -> dict | None:
+    fitting = [r for r in rows if budget.fits(r)]
+    return max(fitting, key=lambda r: (r["validation_accuracy"], -r["flash_bytes"])) if fitting else None
+
+
+def load_progress(out: Path) -> list[dict]:
+    path = out / "search.json"
+    if not path.exists():
+        return []
+    try:
+        return json.loads(path.read_text())["candidates"]
+    except (ValueError, KeyError) as e:
+        raise TinyDigitsError(f"{path}: cannot resume from it ({e})") from None
+
+
+def save_progress(out: Path, rows: list[dict], budget: Budget) -> None:
+    from .artifacts import save_figure, write_json
+    from .plots import pareto
+
+    mark_front(rows)
+    chosen = best(rows, budget)
+    write_json(out / "search.json", {"budget": {"flash_bytes": budget.flash, "ram_bytes": budget.ram},
+                                     "selection": "highest int8 validation accuracy that fits; test accuracy only reported",
+                                     "best": chosen["name"] if chosen else None, "candidates": rows})
+    save_figure(pareto(rows, budget.flash), out / "pareto.png")
+
+
+def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: float = 10.0,
+           max_candidates: int | None = None, progress=print) -> list[dict]:
+    """Try candidates until time or candidates run out; resumable from DIR/search.json."""
+    from .artifacts import write_bytes
+    from .mcu import require_toolchain
+    from .train import save_run
+
+    require_toolchain()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = load_progress(out)
+    done = {r["name"] for r in rows}
+    todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
+    if rows:
+        progress(f"resuming: {len(rows)} candidates already tried, {len(todo)} to go")
+    deadline = time.monotonic() + 60 * minutes
+    for recipe in todo:
+        if time.monotonic() > deadline:
+            progress(f"time budget of {minutes} min reached")
+            break
+        row, result, int8 = evaluate_candidate(recipe, ds)
+        previous = best(rows, budget)
+        rows.append(row)
+        if budget.fits(row) and (previous is None or best(rows, budget) is row):
+            save_run(result, out / "best", force=True)
+            write_bytes(out / "best" / "model_int8.tflite", int8)
+        save_progress(out, rows, budget)
+        progress(row_line(row, budget))
+    if rows:
+        save_progress(out, rows, budget)
+    return rows
+
+
+def row_line(r: dict, budget: Budget) -> str:
+    fits = "fits" if budget.fits(r) else "too big"
+    return (f"{r['name']:22} flash {r['flash_bytes']:>7,} B  RAM {r['ram_bytes']:>5,} B  "
+            f"val {r['validation_accuracy']:.4f}  test {r['test_accuracy']:.4f}  {fits}")
+
+
+def table(rows: list[dict], budget: Budget) -> str:
+    chosen = best(rows, budget)
+    lines = ["| candidate | flash B | RAM B | int8 val acc | int8 test acc | front | fits |", "|---|---:|---:|---:|---:|:-:|:-:|"]
+    for r in sorted(rows, key=lambda r: r["flash_bytes"]):
+        mark = " **(best)**" if r is chosen else ""
+        lines.append(f"| {r['name']}{mark} | {r['flash_bytes']:,} | {r['ram_bytes']:,} | {r['validation_accuracy']:.4f} | "
+                     f"{r['test_accuracy']:.4f} | {'x' if r.get('on_front') else ''} | {'x' if budget.fits(r) else ''} |")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""Run the search's trials on Ray Tune: the same candidates and measurements, on a cluster.
+
+Optional (`pip install tinydigits[ray]`). Without RAY_ADDRESS, Ray starts a local cluster on this
+machine; with it, trials go to that cluster, whose workers need tinydigits, the toolchain and the
+data. Each trial is `search.evaluate_candidate`; the chosen model is then retrained here from its
+recipe and seed (same seed, same weights) to be saved as DIR/best.
+
+    rows = search_with_ray(ds, Budget(8192, 2048), Path("runs/search-8k"))
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .model import Recipe
+from .search import Budget, best, candidates, evaluate_candidate, load_progress, row_line, save_progress
+
+ROW_KEYS = ("name", "recipe", "params", "flash_bytes", "ram_bytes", "instructions_per_inference",
+            "validation_accuracy", "test_accuracy", "float_test_accuracy", "train_seconds", "qemu_agrees_with_litert")
+
+
+def _trial(config: dict) -> dict:
+    import tinydigits  # noqa: F401  (Keras backend, in the worker)
+    from tinydigits.data import load_dataset
+
+    recipe = Recipe.from_dict(config["recipe"])
+    row, _, _ = evaluate_candidate(recipe, load_dataset(recipe.dataset))
+    return row
+
+
+def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_candidates: int | None = None,
+                    progress=print) -> list[dict]:
+    import ray
+    from ray import tune
+
+    from .artifacts import write_bytes
+    from .mcu import require_toolchain
+    from .train import save_run
+
+    require_toolchain()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = load_progress(out)
+    done = {r["name"] for r in rows}
+    todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
+    env = {k: os.environ[k] for k in ("TINYDIGITS_DATA", "KERAS_BACKEND", "XLA_FLAGS") if k in os.environ}
+    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(_trial, {"cpu": 1}),
+            param_space={"recipe": tune.grid_search([r.to_dict() for r in todo])},
+            run_config=tune.RunConfig(storage_path=str(out / "ray"), name="trials", verbose=0),
+        )
+        for result in tuner.fit():
+            if result.error:
+                raise result.error
+            rows.append({k: result.metrics[k] for k in ROW_KEYS})
+            progress(row_line(rows[-1], budget))
+    finally:
+        ray.shutdown()
+    save_progress(out, rows, budget)
+    chosen = best(rows, budget)
+    if chosen is not None and chosen["name"] in {r.name for r in todo}:
+        row, result, int8 = evaluate_candidate(Recipe.from_dict(chosen["recipe"]), ds)
+        save_run(result, out / "best", force=True)
+        write_bytes(out / "best" / "model_int8.tflite", int8)
+    return rows

@@ -1,0 +1,67 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tinydigits.model import Recipe
+from tinydigits.search import Budget, candidates, mark_front, search, weight_bytes
+
+needs_toolchain = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+                                     reason="gcc-arm-none-eabi / qemu-system-arm not installed")
+
+
+def test_candidates_fit_by_weights_and_hold_out_validation():
+    budget = Budget(flash=8 * 1024, ram=2048)
+    cs = candidates(budget, Recipe(epochs=3))
+    assert cs and all(weight_bytes(r) <= budget.flash for r in cs)
+    assert {r.input_size for r in cs} == {28, 14, 7}
+    assert all(r.validation_split > 0 and r.epochs == 3 and r.activation == "relu" for r in cs)
+    assert weight_bytes(Recipe()) == 784 * 20 + 200
+    assert len({r.name for r in cs}) == len(cs)
+
+
+def test_pareto_front():
+    rows = [{"flash_bytes": 100, "validation_accuracy": 0.90}, {"flash_bytes": 200, "validation_accuracy": 0.95},
+            {"flash_bytes": 300, "validation_accuracy": 0.93}, {"flash_bytes": 150, "validation_accuracy": 0.89}]
+    assert [r["on_front"] for r in mark_front(rows)] == [True, True, False, False]
+
+
+@needs_toolchain
+def test_search_measures_resumes_and_saves_a_usable_best_run(mnist, tmp_path, capsys):
+    from tinydigits.cbuild import compile_host, run_batch
+    from tinydigits.cli import main
+    from tinydigits.convert import TFLM, LiteRT
+
+    out = tmp_path / "s"
+    budget = Budget(flash=8 * 1024, ram=2048)
+    rows = search(mnist, budget, out, Recipe(epochs=1), max_candidates=2, progress=lambda line: None)
+    saved = json.loads((out / "search.json").read_text())
+    assert len(rows) == len(saved["candidates"]) == 2 and (out / "pareto.png").exists()
+    for r in saved["candidates"]:
+        assert r["flash_bytes"] > weight_bytes(Recipe.from_dict(r["recipe"]))  # measured: weights + code
+        assert 0 < r["ram_bytes"] < 2048 and 0.8 < r["validation_accuracy"] < 1 and "on_front" in r
+        assert r["qemu_agrees_with_litert"] >= 0.9
+    # resume: the two done candidates are kept, one more is added
+    rows = search(mnist, budget, out, Recipe(epochs=1), max_candidates=1, progress=lambda line: None)
+    assert len(rows) == 3 and [r["name"] for r in rows[:2]] == [r["name"] for r in saved["candidates"]]
+    assert saved["best"] and (out / "best" / "model.keras").exists()
+    # the best run is a normal run folder: convert and export it; a pooled model's C still equals TFLM
+    assert main(["convert", str(out / "best")]) == 0
+    assert main(["export-c", str(out / "best"), "--out", str(tmp_path / "fw")]) == 0
+    int8 = (out / "best" / "model_int8.tflite").read_bytes()
+    q = LiteRT(int8).prepare(mnist.x_test[:2000])
+    assert np.array_equal(run_batch(compile_host(tmp_path / "fw" / "c"), q), TFLM(int8).run(q))
+    capsys.readouterr()
+
+
+@needs_toolchain
+def test_search_on_ray_tune(mnist, tmp_path):
+    pytest.importorskip("ray")
+    from tinydigits.search_ray import search_with_ray
+
+    out = tmp_path / "ray"
+    rows = search_with_ray(mnist, Budget(flash=4 * 1024, ram=2048), out, Recipe(epochs=1), max_candidates=2,
+                           progress=lambda line: None)
+    assert len(rows) == 2 and all(r["flash_bytes"] > 0 for r in rows)
+    assert json.loads((out / "search.json").read_text())["candidates"][0]["name"] == rows[0]["name"]
