@@ -41,3 +41,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
     import struct
 
     return struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+@pytest.fixture(scope="session")
+def converted_run(lesson_run):
+    """The lesson run after `tinydigits convert`: model_int8.tflite, model_float32.tflite, deploy.json."""
+    from tinydigits.cli import main
+
+    assert main(["convert", str(lesson_run)]) == 0
+    return lesson_run

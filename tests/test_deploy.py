@@ -15,9 +15,8 @@ from tinydigits.verify import explain_quantization
 
 
 @pytest.fixture(scope="module")
-def converted(lesson_run):
-    assert main(["convert", str(lesson_run)]) == 0
-    return lesson_run
+def converted(converted_run):
+    return converted_run
 
 
 @pytest.fixture(scope="module")

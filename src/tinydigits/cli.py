@@ -258,6 +258,13 @@ def cmd_search(args):
     print(f"saved as a run folder: {out / 'best'}; wrote {out / 'search.json'}, {out / 'pareto.png'}")
 
 
+def cmd_serve(args):
+    from .serve import serve
+
+    print(f"tinydigits serving {args.run} on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
+    serve(args.run, args.host, args.port)
+
+
 # ------------------------------------------------------------------------------------ parser
 
 def build_parser() -> Parser:
@@ -339,6 +346,13 @@ def build_parser() -> Parser:
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="where trials run (default local)")
     p.add_argument("--out", type=Path, help="results folder (default runs/search-<F>k); resumed if it exists")
     _data_flags(p)
+
+    p = command("serve", cmd_serve, "a local web app: draw a digit and watch the probabilities; plus an HTTP API",
+                ["tinydigits serve runs/lesson", "tinydigits serve runs/lesson --port 8080",
+                 "curl -s localhost:8000/api/predict -H 'Content-Type: application/json' -d @pixels.json"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=int, default=8000)
     return parser
 
 

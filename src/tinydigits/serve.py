@@ -1,0 +1,198 @@
+"""A local web app: draw a digit, watch the probabilities; an HTTP API over the same models.
+
+The float model is the run's model.keras converted to a float32 .tflite in memory (same answers as
+Keras, see `tinydigits convert`), run by LiteRT; the int8 model is RUN/model_int8.tflite when it
+exists. Inputs go through the same MNIST-style preprocessing as `tinydigits predict`.
+
+    app = create_app(Path("runs/lesson"))          # a FastAPI app; `tinydigits serve` runs it with uvicorn
+
+API: POST /api/predict (JSON {"pixels": [784 numbers]} or a multipart image file), GET /api/model,
+GET /api/health, GET /api/mistakes; OpenAPI at /api/openapi.json.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from .errors import TinyDigitsError
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a drawing is a few KB; a photo of a digit fits comfortably
+PIXELS = 784
+
+
+class Models:
+    """The float and int8 LiteRT interpreters of one run, behind a lock (interpreters are not thread-safe)."""
+
+    def __init__(self, run_folder: Path):
+        from .convert import LiteRT, to_tflite
+        from .runs import load_run
+
+        run = load_run(run_folder)
+        self.run = run
+        self.engines = {"float": LiteRT(to_tflite(run.model))}
+        int8 = run.folder / "model_int8.tflite"
+        if int8.exists():
+            self.engines["int8"] = LiteRT(int8.read_bytes())
+        self.lock = threading.Lock()
+        self.facts = model_facts(run, int8.stat().st_size if int8.exists() else None)
+
+    def predict(self, digits: np.ndarray, model: str) -> np.ndarray:
+        """(N, 28, 28) uint8 MNIST-like -> (N, 10) probabilities."""
+        with self.lock:
+            return self.engines[model].predict(digits)
+
+
+def model_facts(run, int8_bytes: int | None) -> dict:
+    layers = [{"type": type(layer).__name__, "units": getattr(layer, "units", None),
+               "activation": getattr(getattr(layer, "activation", None), "__name__", None)} for layer in run.model.layers]
+    return {"name": run.recipe.name, "layers": layers, "params": int(run.model.count_params()),
+            "test_accuracy": run.metrics.get("test_accuracy"), "int8_bytes": int8_bytes,
+            "recipe": run.recipe.to_dict(), "models": ["float"] + (["int8"] if int8_bytes else [])}
+
+
+def pixels_from_json(body: dict) -> np.ndarray:
+    """Validate {"pixels": [784 numbers]} (0-1 floats or 0-255 values) into a 28x28 float array."""
+    if not isinstance(body, dict) or "pixels" not in body:
+        raise TinyDigitsError('expected a JSON object {"pixels": [784 numbers]}')
+    pixels = body["pixels"]
+    if not isinstance(pixels, list) or len(pixels) != PIXELS:
+        got = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
+        raise TinyDigitsError(f"pixels must be a list of {PIXELS} numbers, got {got}")
+    if not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in pixels):
+        raise TinyDigitsError("pixels must all be numbers")
+    grid = np.array(pixels, np.float64)
+    if not np.isfinite(grid).all():
+        raise TinyDigitsError("pixels must be finite (no NaN or infinity)")
+    if grid.min() < 0 or grid.max() > 255:
+        raise TinyDigitsError("pixels must lie in 0-1 (floats) or 0-255")
+    return grid.reshape(28, 28)
+
+
+def create_app(run_folder: Path, models: Models | None = None) -> FastAPI:
+    from .preprocess import mnist_like, open_image, preprocess_pixels
+
+    models = models or Models(run_folder)
+    static = Path(str(resources.files("tinydigits").joinpath("static")))
+    app = FastAPI(title="tinydigits", version="0.1.0", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json",
+                  description="Draw a digit, watch the network think. Pixels: 784 numbers, row-major 28x28, "
+                              "either 0-1 floats or 0-255 values, any polarity.")
+    mistakes = _mistakes(models)
+
+    @app.middleware("http")
+    async def cap_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(TinyDigitsError)
+    async def bad_input(request, exc):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(static / "index.html")
+
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"status": "ok", "models": list(models.engines)}
+
+    @app.get("/api/model")
+    def model() -> dict:
+        return models.facts
+
+    @app.post("/api/predict", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "object", "required": ["pixels"], "properties": {
+            "pixels": {"type": "array", "items": {"type": "number"}, "minItems": PIXELS, "maxItems": PIXELS},
+            "model": {"type": "string", "enum": ["float", "int8"], "default": "float"}}}},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"}, "model": {"type": "string", "enum": ["float", "int8"]}}}}}}})
+    async def predict(request: Request) -> dict:
+        """Probabilities of the ten digits for a drawing (JSON pixels) or an uploaded image file."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await _read_capped(request)
+        if kind == "application/json":
+            try:
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise TinyDigitsError("body is not valid JSON") from None
+            digit = preprocess_pixels(pixels_from_json(data))
+            choice = data.get("model", "float") if isinstance(data, dict) else "float"
+        elif kind == "multipart/form-data":
+            form = await _form(request, body)
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise TinyDigitsError('multipart body needs an image in the field "file"')
+            digit = mnist_like(open_image(await upload.read()))
+            choice = form.get("model", "float")
+        else:
+            return JSONResponse({"detail": "send application/json or multipart/form-data"}, status_code=415)
+        if choice not in models.engines:
+            raise TinyDigitsError(f"model must be one of {', '.join(models.engines)}, got {choice!r}")
+        probs = models.predict(digit[None], choice)[0]
+        return {"digit": int(probs.argmax()), "probabilities": [round(float(p), 6) for p in probs],
+                "model": choice, "seen": digit.ravel().tolist()}
+
+    @app.get("/api/mistakes")
+    def wrong(offset: int = 0, limit: int = 24) -> dict:
+        """Test images the float model gets wrong, most confident first, with their probabilities."""
+        if not (0 <= offset and 1 <= limit <= 100):
+            raise TinyDigitsError("offset must be >= 0 and limit between 1 and 100")
+        return {"total": len(mistakes), "items": mistakes[offset:offset + limit]}
+
+    return app
+
+
+async def _read_capped(request) -> bytes:
+    """The body, refusing more than MAX_BODY_BYTES even when no Content-Length was sent."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TinyDigitsError(f"request body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _form(request, body: bytes):
+    from starlette.requests import Request as StarletteRequest
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await StarletteRequest(request.scope, receive).form(max_files=1, max_fields=4)
+    except Exception as e:  # malformed multipart: the parser's own exception types vary
+        raise TinyDigitsError(f"malformed multipart body ({type(e).__name__})") from None
+
+
+def _mistakes(models: Models) -> list[dict]:
+    from .data import load_dataset
+    from .evaluate import confident_mistakes
+
+    try:
+        ds = load_dataset(models.run.recipe.dataset, allow_download=False)
+    except TinyDigitsError:
+        return []  # the app still draws and predicts without the test set
+    probs = models.predict(ds.x_test, "float")
+    return [{"index": int(i), "label": int(ds.y_test[i]), "digit": int(probs[i].argmax()),
+             "probabilities": [round(float(p), 4) for p in probs[i]], "pixels": ds.x_test[i].ravel().tolist()}
+            for i in confident_mistakes(probs, ds.y_test, k=200)]
+
+
+def serve(run_folder: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    if not 0 < port < 65536:
+        raise TinyDigitsError(f"--port must be 1-65535, got {port}")
+    uvicorn.run(create_app(run_folder), host=host, port=port, log_level="warning")

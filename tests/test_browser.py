@@ -1,0 +1,101 @@
+"""A person at the page: headless Chromium (Debian's) driven by Playwright draws a digit with the mouse."""
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./setup.sh installs it)")]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(converted_run):
+    import uvicorn
+
+    from tinydigits.serve import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(converted_run), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture()
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.errors = []
+        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.goto(server)
+        page.wait_for_selector("#facts h2")
+        yield page
+        browser.close()
+
+
+def draw(page, strokes):
+    box = page.locator("#canvas").bounding_box()
+    for stroke in strokes:
+        (x0, y0), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)
+        page.mouse.up()
+
+
+def bar_widths(page):
+    return page.eval_on_selector_all(".result .bar > div", "els => els.map(e => parseFloat(e.style.width))")
+
+
+def test_draw_predict_clear_and_explore(page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert page.inner_text("#digit") == "?" and max(bar_widths(page)) == 0
+    assert "15,910 parameters" in page.inner_text("#facts")
+    assert page.eval_on_selector_all("#model-choice option", "os => os.map(o => o.value)") == ["float", "int8"]
+
+    draw(page, [[(0.52, 0.15), (0.50, 0.85)]])  # a one: a single tall stroke
+    page.wait_for_function("document.getElementById('digit').textContent === '1'", timeout=10000)
+    widths = bar_widths(page)
+    assert max(widths) > 50 and widths.index(max(widths)) == 1 and abs(sum(widths) - 100) < 3
+    seen = page.evaluate("""() => { const d = document.getElementById('seen').getContext('2d')
+                            .getImageData(0, 0, 112, 112).data; let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s; }""")
+    assert seen > 0  # the 28x28 the model saw is drawn beside the canvas
+    page.screenshot(path=str(ARTIFACTS / "serve-one.png"))
+
+    page.select_option("#model-choice", "int8")
+    page.wait_for_function("document.getElementById('confidence').textContent.includes('int8')", timeout=10000)
+    assert page.inner_text("#digit") == "1"
+
+    page.click("#clear")
+    assert page.inner_text("#digit") == "?" and max(bar_widths(page)) == 0
+
+    draw(page, [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]])  # a seven: top bar, then the diagonal
+    page.wait_for_function("document.getElementById('digit').textContent !== '?'", timeout=10000)
+    page.wait_for_timeout(300)
+    assert page.inner_text("#digit") == "7"
+    page.screenshot(path=str(ARTIFACTS / "serve-seven.png"))
+
+    page.click("#tab-explore")
+    page.wait_for_selector("#gallery .card")
+    assert page.locator("#gallery .card").count() == 24
+    page.screenshot(path=str(ARTIFACTS / "serve-explore.png"))
+    assert page.errors == []
