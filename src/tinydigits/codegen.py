@@ -86,7 +86,7 @@ def plan(model: bytes) -> tuple[list[Op], dict]:
     check_int8(graph.outputs[0], "the output")
     ops = []
     for op in graph.operators:
-        name = _op_name(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]))
+        name = op_name(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]))
         if name not in SUPPORTED_OPS:
             raise TinyDigitsError(f"op {name} is not supported by the C generator (supported: {', '.join(SUPPORTED_OPS)})")
         (in_scale, in_zp), (out_scale, out_zp) = q(op.inputs[0]), q(op.outputs[0])
@@ -134,7 +134,7 @@ def plan(model: bytes) -> tuple[list[Op], dict]:
     return ops, io
 
 
-def _op_name(code: int) -> str:
+def op_name(code: int) -> str:
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}

@@ -91,20 +91,23 @@ def calibration(top_probability: np.ndarray, correct: np.ndarray, name: str = ""
     return fig
 
 
-def pareto(points: list[dict], budget_bytes: float | None = None):
-    """Int8 test accuracy vs flash bytes for every candidate; the front joined by a line."""
+def pareto(points: list[dict], budget_bytes: float | None = None, best: dict | None = None):
+    """Int8 validation accuracy (what selection sees) vs flash bytes; the front joined by a line."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     flash = np.array([p["flash_bytes"] for p in points])
-    acc = np.array([p["test_accuracy"] for p in points])
+    acc = np.array([p["validation_accuracy"] for p in points])
     front = np.array([p["on_front"] for p in points], dtype=bool)
     ax.scatter(flash, acc, s=14, c="grey", label="candidates")
     order = np.argsort(flash[front])
     ax.plot(flash[front][order], acc[front][order], "o-", c="C3", label="Pareto front")
     if budget_bytes:
         ax.axvline(budget_bytes, ls="--", c="k", lw=1, label="flash budget")
+    if best:
+        ax.scatter([best["flash_bytes"]], [best["validation_accuracy"]], marker="*", s=220, c="gold", edgecolors="k",
+                   zorder=5, label=f"chosen: {best['name']} (test {100 * best['test_accuracy']:.2f}%)")
     ax.set_xscale("log")
     ax.set_xlabel("flash bytes (weights + code, Cortex-M4)")
-    ax.set_ylabel("int8 test accuracy")
+    ax.set_ylabel("int8 validation accuracy")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return fig

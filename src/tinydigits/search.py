@@ -121,7 +121,7 @@ def save_progress(out: Path, rows: list[dict], budget: Budget) -> None:
     write_json(out / "search.json", {"budget": {"flash_bytes": budget.flash, "ram_bytes": budget.ram},
                                      "selection": "highest int8 validation accuracy that fits; test accuracy only reported",
                                      "best": chosen["name"] if chosen else None, "candidates": rows})
-    save_figure(pareto(rows, budget.flash), out / "pareto.png")
+    save_figure(pareto(rows, budget.flash, chosen), out / "pareto.png")
 
 
 def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: float = 10.0,

@@ -22,11 +22,11 @@ from .runs import load_run
 
 def op_names(model: bytes) -> list[str]:
     """The builtin ops of a .tflite model, in graph order."""
-    from .codegen import _op_name, read_tflite
+    from .codegen import op_name, read_tflite
     from tflite_micro.python.tflite_micro import runtime
 
     m = read_tflite(model)
-    return [_op_name(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]))
+    return [op_name(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]))
             for op in m.subgraphs[0].operators]
 
 
