@@ -133,3 +133,20 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
                           capture_output=True, text=True, env={**os.environ})
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error:")
     assert "Traceback" not in proc.stderr
+
+
+def test_any_folder_of_idx_files_with_data_dir(mnist, tmp_path, capsys):
+    """A user's own IDX folder (here a small MNIST subset, uncompressed) trains, and later stages find it again."""
+    from conftest import idx_bytes
+    from tinydigits.data import FILES
+
+    folder = tmp_path / "mydigits"
+    folder.mkdir()
+    arrays = {"x_train": mnist.x_train[:3000], "y_train": mnist.y_train[:3000],
+              "x_test": mnist.x_test[:500], "y_test": mnist.y_test[:500]}
+    for key, name in FILES.items():
+        (folder / name[:-3]).write_bytes(idx_bytes(arrays[key]))
+    code, out, _ = run_cli(capsys, "train", "--data-dir", folder, "--epochs", "2", "--quiet", "--out", tmp_path / "run")
+    assert code == 0 and "3,000 train / 500 test images" in out
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
+    assert code == 0 and json.loads(out)["n"] == 500

@@ -58,7 +58,7 @@ def test_mistakes_view(client):
     ({"json": {"pixels": [0.5] * 783}}, 400, "784 numbers, got 783"),
     ({"json": {"pixels": ["a"] * 784}}, 400, "must all be numbers"),
     ({"json": {"pixels": [True] * 784}}, 400, "must all be numbers"),
-    ({"content": '{"pixels": [' + ",".join(["NaN"] * 784) + "]}", "headers": {"content-type": "application/json"}}, 400, "finite"),
+    ({"content": '{"pixels": [' + ",".join(["NaN"] * 784) + "]}", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
     ({"json": {"pixels": [300] * 784}}, 400, "0-255"),
     ({"json": {"pixels": [-1] * 784}}, 400, "0-255"),
     ({"json": {"image": []}}, 400, "expected a JSON object"),
@@ -75,6 +75,16 @@ def test_bad_input_gets_a_clear_4xx(client, kwargs, status, message):
     r = client.post("/api/predict", **kwargs)
     assert r.status_code == status and message in r.json()["detail"], r.text
     assert client.get("/api/health").status_code == 200  # and the server is still fine
+
+
+def test_non_finite_pixels_from_python_callers():
+    from tinydigits.errors import TinyDigitsError
+    from tinydigits.serve import pixels_from_json
+
+    with pytest.raises(TinyDigitsError, match="finite"):
+        pixels_from_json({"pixels": [float("nan")] * 784})
+    with pytest.raises(TinyDigitsError, match="must all be numbers"):
+        pixels_from_json({"pixels": [[1, 2]] * 784})
 
 
 def test_body_cap_without_content_length(client):

@@ -59,9 +59,9 @@ def _load_data(args):
 
 
 def _load_run_data(run):
-    from .data import load_dataset
+    from .runs import run_dataset
 
-    return load_dataset(run.recipe.dataset)
+    return run_dataset(run.metrics)
 
 
 # ---------------------------------------------------------------------------------- commands
@@ -174,16 +174,15 @@ def cmd_mcu(args):
 
     from .artifacts import write_json
     from .convert import LiteRT
-    from .data import load_dataset
     from .export import export_c, int8_model_of
     from .mcu import format_report, require_toolchain, run_mcu
-    from .runs import read_metrics
+    from .runs import read_metrics, run_dataset
 
     require_toolchain()
     model = int8_model_of(args.run)
     if args.images < 1:
         raise TinyDigitsError(f"--images must be at least 1, got {args.images}")
-    ds = load_dataset(read_metrics(args.run).get("recipe", {}).get("dataset", "mnist"))
+    ds = run_dataset(read_metrics(args.run))
     lite = LiteRT(model)
     images = lite.prepare(ds.x_test[:args.images])
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,7 +261,7 @@ def cmd_serve(args):
     from .serve import serve
 
     print(f"tinydigits serving {args.run} on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
-    serve(args.run, args.host, args.port)
+    serve(args.run, args.host, args.port, args.workers)
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -353,6 +352,7 @@ def build_parser() -> Parser:
     p.add_argument("run", type=Path)
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="server processes (each loads the models)")
     return parser
 
 

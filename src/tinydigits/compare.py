@@ -5,7 +5,7 @@ Presets answer the lesson: `activation` (relu vs linear vs sigmoid vs tanh: why 
 `width` (hidden 10..256, with the int8 bytes each costs) and `lesson` (all of them). Every variant
 gets the same data and seed. Output: comparison.json / .md / .png and calibration.png.
 
-    rows = compare(variants("lesson", Recipe(epochs=5)), load_dataset())
+    rows = compare(variants(PRESETS["lesson"], Recipe(epochs=5)), load_dataset())
 """
 from __future__ import annotations
 

@@ -112,11 +112,14 @@ class LiteRT:
         self.int8 = self.input["dtype"] == np.int8
         self.input_q = Quantization(*self.input["quantization"])
         self.output_q = Quantization(*self.output["quantization"])
+        self.shape = None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Raw output for a model-ready batch (int8 or float32, (N, 28, 28))."""
-        self.interpreter.resize_tensor_input(self.input["index"], x.shape)
-        self.interpreter.allocate_tensors()
+        if x.shape != self.shape:  # re-planning the tensors costs more than a small inference
+            self.interpreter.resize_tensor_input(self.input["index"], x.shape)
+            self.interpreter.allocate_tensors()
+            self.shape = x.shape
         self.interpreter.set_tensor(self.input["index"], x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output["index"]).copy()

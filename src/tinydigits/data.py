@@ -76,6 +76,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     folder: Path
+    custom: bool = False  # read from a folder given by hand (--data-dir), not found by name
 
     @property
     def class_names(self) -> list[str]:
@@ -267,7 +268,8 @@ def load_dataset(name: str = "mnist", data_dir: Path | None = None, roots: list[
             _verified(path, CHECKSUMS[name][key], cache_dir)
         arrays[key] = read_idx(path)
     _check_shapes(arrays, folder)
-    return Dataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], folder)
+    return Dataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], folder,
+                   custom=data_dir is not None)
 
 
 def _check_shapes(a: dict, folder: Path) -> None:

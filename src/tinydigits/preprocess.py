@@ -53,6 +53,11 @@ def ink_map(image: Image.Image) -> np.ndarray:
         gray = alpha * gray + (1 - alpha) * paper
     else:
         gray = np.asarray(image.convert("L")).astype(np.float32) / 255
+    return ink_from_gray(gray)
+
+
+def ink_from_gray(gray: np.ndarray) -> np.ndarray:
+    """(H, W) gray in [0, 1], either polarity -> ink strength in [0, 1], ink bright."""
     # polarity: the border is paper; light paper means dark ink, which we flip to MNIST's light ink
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
@@ -65,7 +70,11 @@ def ink_map(image: Image.Image) -> np.ndarray:
 
 def mnist_like(image: Image.Image) -> np.ndarray:
     """(28, 28) uint8, MNIST's way: crop to the ink, longer side to 20 px, centre of mass centred."""
-    ink = ink_map(image)
+    return frame_ink(ink_map(image))
+
+
+def frame_ink(ink: np.ndarray) -> np.ndarray:
+    """Ink strength map -> (28, 28) uint8: crop to the ink, longer side to 20 px, centre of mass centred."""
     rows = np.flatnonzero((ink > INK_LEVEL).any(axis=1))
     cols = np.flatnonzero((ink > INK_LEVEL).any(axis=0))
     if not len(rows):
@@ -97,6 +106,6 @@ def centre_by_mass(box: np.ndarray) -> np.ndarray:
 def preprocess_pixels(pixels: np.ndarray) -> np.ndarray:
     """784 values or a 28x28 grid from a canvas, light ink on dark, 0-1 or 0-255 -> MNIST-like uint8."""
     grid = np.asarray(pixels, np.float32).reshape(FRAME, FRAME)
-    if grid.max() <= 1.0:
-        grid = grid * 255
-    return mnist_like(Image.fromarray(np.clip(grid, 0, 255).astype(np.uint8)))
+    if grid.max() > 1.0:
+        grid = grid / 255
+    return frame_ink(ink_from_gray(np.clip(grid, 0, 1)))

@@ -26,6 +26,16 @@ class Run:
         return f"Run('{self.folder}', {self.recipe.name}, test_accuracy={self.metrics.get('test_accuracy')})"
 
 
+def run_dataset(metrics: dict, allow_download: bool = True):
+    """The dataset a run was trained on: by name, or the folder given with --data-dir."""
+    from .data import load_dataset
+
+    recorded = metrics.get("dataset", {})
+    if recorded.get("data_dir"):
+        return load_dataset(recorded.get("name", "custom"), data_dir=Path(recorded["data_dir"]))
+    return load_dataset(metrics.get("recipe", {}).get("dataset", "mnist"), allow_download=allow_download)
+
+
 def read_metrics(folder: Path) -> dict:
     path = Path(folder) / "metrics.json"
     if not path.exists():

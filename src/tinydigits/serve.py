@@ -11,14 +11,14 @@ GET /api/health, GET /api/mistakes; OpenAPI at /api/openapi.json.
 """
 from __future__ import annotations
 
-import json
 import threading
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .errors import TinyDigitsError
@@ -65,9 +65,10 @@ def pixels_from_json(body: dict) -> np.ndarray:
     if not isinstance(pixels, list) or len(pixels) != PIXELS:
         got = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
         raise TinyDigitsError(f"pixels must be a list of {PIXELS} numbers, got {got}")
-    if not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in pixels):
+    grid = np.array(pixels)
+    if grid.dtype.kind not in "iuf" or grid.ndim != 1:  # strings, booleans, nulls, nested lists
         raise TinyDigitsError("pixels must all be numbers")
-    grid = np.array(pixels, np.float64)
+    grid = grid.astype(np.float64)
     if not np.isfinite(grid).all():
         raise TinyDigitsError("pixels must be finite (no NaN or infinity)")
     if grid.min() < 0 or grid.max() > 255:
@@ -86,12 +87,7 @@ def create_app(run_folder: Path, models: Models | None = None) -> FastAPI:
                               "either 0-1 floats or 0-255 values, any polarity.")
     mistakes = _mistakes(models)
 
-    @app.middleware("http")
-    async def cap_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(RefuseLargeBodies)
 
     @app.exception_handler(TinyDigitsError)
     async def bad_input(request, exc):
@@ -117,14 +113,14 @@ def create_app(run_folder: Path, models: Models | None = None) -> FastAPI:
             "model": {"type": "string", "enum": ["float", "int8"], "default": "float"}}}},
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary"}, "model": {"type": "string", "enum": ["float", "int8"]}}}}}}})
-    async def predict(request: Request) -> dict:
+    async def predict(request: Request):
         """Probabilities of the ten digits for a drawing (JSON pixels) or an uploaded image file."""
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await _read_capped(request)
         if kind == "application/json":
             try:
-                data = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
                 raise TinyDigitsError("body is not valid JSON") from None
             digit = preprocess_pixels(pixels_from_json(data))
             choice = data.get("model", "float") if isinstance(data, dict) else "float"
@@ -140,8 +136,9 @@ def create_app(run_folder: Path, models: Models | None = None) -> FastAPI:
         if choice not in models.engines:
             raise TinyDigitsError(f"model must be one of {', '.join(models.engines)}, got {choice!r}")
         probs = models.predict(digit[None], choice)[0]
-        return {"digit": int(probs.argmax()), "probabilities": [round(float(p), 6) for p in probs],
-                "model": choice, "seen": digit.ravel().tolist()}
+        result = {"digit": int(probs.argmax()), "probabilities": [round(float(p), 6) for p in probs],
+                  "model": choice, "seen": digit.ravel()}
+        return Response(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
     @app.get("/api/mistakes")
     def wrong(offset: int = 0, limit: int = 24) -> dict:
@@ -150,7 +147,25 @@ def create_app(run_folder: Path, models: Models | None = None) -> FastAPI:
             raise TinyDigitsError("offset must be >= 0 and limit between 1 and 100")
         return {"total": len(mistakes), "items": mistakes[offset:offset + limit]}
 
+    import gc
+
+    gc.freeze()  # the models and the test set are long-lived: keep the collector's pauses off requests
     return app
+
+
+class RefuseLargeBodies:
+    """ASGI middleware: 413 for a declared Content-Length over the cap, before the body is read."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                response = JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 async def _read_capped(request) -> bytes:
@@ -177,11 +192,11 @@ async def _form(request, body: bytes):
 
 
 def _mistakes(models: Models) -> list[dict]:
-    from .data import load_dataset
     from .evaluate import confident_mistakes
+    from .runs import run_dataset
 
     try:
-        ds = load_dataset(models.run.recipe.dataset, allow_download=False)
+        ds = run_dataset(models.run.metrics, allow_download=False)
     except TinyDigitsError:
         return []  # the app still draws and predicts without the test set
     probs = models.predict(ds.x_test, "float")
@@ -190,9 +205,26 @@ def _mistakes(models: Models) -> list[dict]:
             for i in confident_mistakes(probs, ds.y_test, k=200)]
 
 
-def serve(run_folder: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def app_from_environment() -> FastAPI:
+    """The app factory each uvicorn worker process calls; `serve` passes the run folder in the environment."""
+    import os
+
+    return create_app(Path(os.environ["TINYDIGITS_SERVE_RUN"]))
+
+
+def serve(run_folder: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    import os
+
     import uvicorn
 
     if not 0 < port < 65536:
         raise TinyDigitsError(f"--port must be 1-65535, got {port}")
-    uvicorn.run(create_app(run_folder), host=host, port=port, log_level="warning")
+    if workers < 1:
+        raise TinyDigitsError(f"--workers must be at least 1, got {workers}")
+    if workers == 1:
+        uvicorn.run(create_app(run_folder), host=host, port=port, log_level="warning")
+        return
+    Models(run_folder)  # fail here, with one clear error, rather than in every worker
+    os.environ["TINYDIGITS_SERVE_RUN"] = str(Path(run_folder).resolve())
+    uvicorn.run("tinydigits.serve:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")

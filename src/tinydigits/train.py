@@ -70,7 +70,8 @@ def train(recipe: Recipe, ds: Dataset, verbose: int = 1, callbacks=()) -> TrainR
         "params": int(model.count_params()),
         "train_seconds": round(seconds, 2),
         "recipe": recipe.to_dict(),
-        "dataset": {"name": ds.name, "folder": str(ds.folder), "train": len(x_train),
+        "dataset": {"name": ds.name, "folder": str(ds.folder), "data_dir": str(ds.folder) if ds.custom else None,
+                    "train": len(x_train),
                     "validation": len(x_val) if recipe.validation_split else 0, "test": len(ds.x_test)},
         "versions": versions(),
     }

@@ -15,9 +15,9 @@ import numpy as np
 
 from .artifacts import save_figure, write_bytes, write_json
 from .convert import CALIBRATION_IMAGES, TFLM, LiteRT, latency_us, minimum_arena, to_tflite
-from .data import load_dataset, normalize
+from .data import normalize
 from .errors import TinyDigitsError
-from .runs import load_run
+from .runs import load_run, run_dataset
 
 
 def op_names(model: bytes) -> list[str]:
@@ -40,7 +40,7 @@ def calibration_images(x_train: np.ndarray, count: int, seed: int = 0) -> np.nda
 def convert_run(folder: Path, calibration: int = CALIBRATION_IMAGES, tflm: bool = True) -> dict:
     """Convert a run's model.keras to both .tflite forms, score every form, write deploy.json."""
     run = load_run(folder)
-    ds = load_dataset(run.recipe.dataset)
+    ds = run_dataset(run.metrics)
     float_bytes = to_tflite(run.model)
     int8_bytes = to_tflite(run.model, calibration_images(ds.x_train, calibration))
     write_bytes(run.folder / "model_float32.tflite", float_bytes)
