@@ -63,7 +63,8 @@ def train(recipe: Recipe, ds: Dataset, verbose: int = 1, callbacks=()) -> TrainR
                     verbose=verbose, callbacks=list(callbacks))
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
-    test_loss, test_accuracy = model.evaluate(normalize(ds.x_test), ds.y_test, batch_size=1000, verbose=0)
+    scores = model.evaluate(normalize(ds.x_test), ds.y_test, batch_size=1000, verbose=0, return_dict=True)
+    test_loss, test_accuracy = scores["loss"], scores["accuracy"]
     metrics = {
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
