@@ -136,7 +136,7 @@ def default_roots() -> list[Path]:
     """Folders that hold `<name>/` dataset folders, in search order (reads the environment)."""
     roots = []
     if os.environ.get("TINYDIGITS_DATA"):
-        roots.append(Path(os.environ["TINYDIGITS_DATA"]).expanduser())
+        roots.append(Path(os.environ["TINYDIGITS_DATA"]).expanduser().resolve())
     roots.append(default_cache_dir())
     roots.append(DEBIAN_DATASETS)
     return roots

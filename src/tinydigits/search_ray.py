@@ -43,7 +43,9 @@ def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_
     rows = load_progress(out)
     done = {r["name"] for r in rows}
     todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
-    env = {k: os.environ[k] for k in ("TINYDIGITS_DATA", "KERAS_BACKEND", "XLA_FLAGS") if k in os.environ}
+    env = {k: os.environ[k] for k in ("KERAS_BACKEND", "XLA_FLAGS") if k in os.environ}
+    if "TINYDIGITS_DATA" in os.environ:  # workers start elsewhere: a relative path would not find the data
+        env["TINYDIGITS_DATA"] = os.path.abspath(os.path.expanduser(os.environ["TINYDIGITS_DATA"]))
     ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     try:
         tuner = tune.Tuner(
