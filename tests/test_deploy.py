@@ -181,3 +181,21 @@ def test_unsupported_op_is_named(tmp_path, mnist, capsys):
     (run / "model_int8.tflite").write_bytes(to_tflite(load_run(run).model, mnist.x_train[:100]))
     code, err = _run(capsys, "export-c", run, "--out", tmp_path / "o")
     assert code == 2 and "op TANH is not supported by the C generator" in err and not (tmp_path / "o").exists()
+
+
+def test_conversion_does_not_depend_on_the_keras_backend(converted, tmp_path):
+    """The same model.keras converts to the same float .tflite under Keras' TensorFlow backend as under JAX."""
+    import os
+    import sys
+
+    from tinydigits.convert import to_tflite
+    from tinydigits.runs import load_run
+
+    here = to_tflite(load_run(converted).model)
+    script = ("import sys, tinydigits, keras; from tinydigits.convert import to_tflite; from tinydigits.runs import load_run;"
+              "assert keras.backend.backend() == 'tensorflow';"
+              "open(sys.argv[2], 'wb').write(to_tflite(load_run(sys.argv[1]).model))")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    subprocess.run([sys.executable, "-c", script, str(converted), str(tmp_path / "tf.tflite")], env=env, check=True,
+                   capture_output=True)
+    assert (tmp_path / "tf.tflite").read_bytes() == here
