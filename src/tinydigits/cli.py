@@ -82,31 +82,14 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    import numpy as np
+    from .evaluate import evaluate_run, format_report
 
-    from .artifacts import save_figure, write_json
-    from .evaluate import confident_mistakes, evaluate_probabilities, format_report
-    from .plots import confusion_matrix_figure, image_gallery
-    from .predict import predict_digits
-    from .runs import load_run
-
-    run = load_run(args.run)
-    ds = _load_run_data(run)
-    probabilities = predict_digits(run.model, ds.x_test)
-    report = evaluate_probabilities(probabilities, ds.y_test)
-    mistakes = confident_mistakes(probabilities, ds.y_test)
-    save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), run.folder / "confusion.png")
-    save_figure(image_gallery(ds.x_test[mistakes],
-                              [f"#{i}: {ds.y_test[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})"
-                               for i in mistakes], "most confidently wrong (true->predicted)"),
-                run.folder / "mistakes.png")
-    report["mistakes"] = [int(i) for i in mistakes]
-    write_json(run.folder / "evaluation.json", report)
+    report, class_names = evaluate_run(args.run)
     if args.json:
         print(json.dumps(report))
     else:
-        print(format_report(report, ds.class_names))
-        print(f"\nwrote {run.folder / 'confusion.png'}, {run.folder / 'mistakes.png'}, {run.folder / 'evaluation.json'}")
+        print(format_report(report, class_names))
+        print(f"\nwrote {args.run / 'confusion.png'}, {args.run / 'mistakes.png'}, {args.run / 'evaluation.json'}")
 
 
 def cmd_predict(args):
@@ -170,35 +153,11 @@ def cmd_export_c(args):
 
 
 def cmd_mcu(args):
-    import tempfile
+    from .mcu import format_report, run_on_mcu
 
-    from .artifacts import write_json
-    from .convert import LiteRT
-    from .export import export_c, int8_model_of
-    from .mcu import format_report, require_toolchain, run_mcu
-    from .runs import read_metrics, run_dataset
-
-    require_toolchain()
-    model = int8_model_of(args.run)
-    if args.images < 1:
-        raise TinyDigitsError(f"--images must be at least 1, got {args.images}")
-    ds = run_dataset(read_metrics(args.run))
-    lite = LiteRT(model)
-    images = lite.prepare(ds.x_test[:args.images])
-    with tempfile.TemporaryDirectory() as tmp:
-        export_c(args.run, Path(tmp) / "export", f"tinydigits mcu {args.run}")
-        host = _host_outputs(Path(tmp) / "export" / "c", images)
-        report = run_mcu(Path(tmp) / "export" / "c", images.reshape(len(images), -1), host)
-    write_json(args.run / "mcu.json", report)
+    report = run_on_mcu(args.run, args.images)
     print(format_report(report))
     print(f"wrote {args.run / 'mcu.json'}")
-
-
-def _host_outputs(c_dir: Path, images) -> "np.ndarray":
-    """The standalone C compiled for this host: the reference the Cortex-M answers must match."""
-    from .cbuild import compile_host, run_batch
-
-    return run_batch(compile_host(c_dir), images)
 
 
 def cmd_compare(args):

@@ -2,8 +2,11 @@
 
     report = evaluate_probabilities(model.predict(x), y)      # pure numpy, any model's outputs
     report["accuracy"], report["confusion"]                   # float, 10x10 list (rows: true)
+    report, names = evaluate_run(Path("runs/lesson"))         # + confusion.png, mistakes.png, evaluation.json
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -54,3 +57,24 @@ def format_report(report: dict, class_names: list[str]) -> str:
     for i, row in enumerate(report["confusion"]):
         lines.append(f"{i:>6}" + "".join(f"{n:>6}" for n in row))
     return "\n".join(lines)
+
+
+def evaluate_run(folder: Path) -> tuple[dict, list[str]]:
+    """Score a run folder's model on its test set; write confusion.png, mistakes.png, evaluation.json."""
+    from .artifacts import save_figure, write_json
+    from .plots import confusion_matrix_figure, image_gallery
+    from .predict import predict_digits
+    from .runs import load_run, run_dataset
+
+    run = load_run(folder)
+    ds = run_dataset(run.metrics)
+    probabilities = predict_digits(run.model, ds.x_test)
+    report = evaluate_probabilities(probabilities, ds.y_test)
+    mistakes = confident_mistakes(probabilities, ds.y_test)
+    report["mistakes"] = [int(i) for i in mistakes]
+    save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), run.folder / "confusion.png")
+    captions = [f"#{i}: {ds.y_test[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
+    save_figure(image_gallery(ds.x_test[mistakes], captions, "most confidently wrong (true->predicted)"),
+                run.folder / "mistakes.png")
+    write_json(run.folder / "evaluation.json", report)
+    return report, ds.class_names
