@@ -52,6 +52,7 @@ def test_search_measures_resumes_and_saves_a_usable_best_run(mnist, tmp_path, ca
     int8 = (out / "best" / "model_int8.tflite").read_bytes()
     q = LiteRT(int8).prepare(mnist.x_test[:2000])
     assert np.array_equal(run_batch(compile_host(tmp_path / "fw" / "c"), q), TFLM(int8).run(q))
+    assert np.array_equal(run_batch(compile_host(tmp_path / "fw" / "c", match_litert=True), q), LiteRT(int8).run(q))
     capsys.readouterr()
 
 

@@ -18,11 +18,15 @@ STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
 
 
-def compile_host(c_dir: Path, sanitize: bool = False, optimization: str = "-O3", cc: str = "cc") -> Path:
+def compile_host(c_dir: Path, sanitize: bool = False, optimization: str = "-O3", cc: str = "cc",
+                 match_litert: bool = False) -> Path:
+    """Build main.c + the model; `match_litert` selects LiteRT's arithmetic instead of TFLM's."""
     if shutil.which(cc) is None:
         raise TinyDigitsError(f"C compiler {cc!r} not found")
-    exe = Path(c_dir) / ("tinydigits-asan" if sanitize else "tinydigits")
-    cmd = [cc, *STRICT, optimization, *(SANITIZERS if sanitize else []), "-o", str(exe),
+    name = "tinydigits" + ("-litert" if match_litert else "") + ("-asan" if sanitize else "")
+    exe = Path(c_dir) / name
+    cmd = [cc, *STRICT, optimization, *(SANITIZERS if sanitize else []),
+           f"-DTINYDIGITS_MATCH_LITERT={int(match_litert)}", "-o", str(exe),
            str(Path(c_dir) / "main.c"), str(Path(c_dir) / "tinydigits_model.c"), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

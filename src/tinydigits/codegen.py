@@ -127,7 +127,10 @@ def plan(model: bytes) -> tuple[list[Op], dict]:
             real = min(beta * float(in_scale[0]) * (1 << (31 - 5)), (1 << 31) - 1.0)
             mult, left_shift = quantize_multiplier(real)
             radius = math.floor(((1 << 5) - 1) * (1 << (31 - 5)) / (1 << left_shift))
-            ops.append(Op(name, dict(input_multiplier=mult, input_left_shift=left_shift, diff_min=-radius)))
+            # LiteRT's float table (TINYDIGITS_MATCH_LITERT): table[255 - v] = expf(-input_scale * beta * v)
+            scale = np.float32(-np.float32(in_scale[0]) * np.float32(beta))
+            table = np.exp(scale * np.arange(255, -1, -1, dtype=np.float32)).astype(np.float32)
+            ops.append(Op(name, dict(input_multiplier=mult, input_left_shift=left_shift, diff_min=-radius, table=table)))
     io = {"input": q(graph.inputs[0]), "output": q(graph.outputs[0]),
           "input_size": int(np.prod(tensors[graph.inputs[0]].shape)),
           "output_size": int(np.prod(tensors[graph.outputs[0]].shape))}
@@ -144,7 +147,11 @@ def op_name(code: int) -> str:
 # ---------------------------------------------------------------------------------- C text
 
 def c_array(ctype: str, name: str, values, per_line: int = 16) -> str:
-    values = [int(v) for v in np.asarray(values).ravel()]
+    if ctype == "float":  # exact: C99 hexadecimal float literals
+        values = [f"{float(v).hex()}f" for v in np.asarray(values, np.float32).ravel()]
+        per_line = 4
+    else:
+        values = [int(v) for v in np.asarray(values).ravel()]
     rows = [", ".join(str(v) for v in values[i:i + per_line]) for i in range(0, len(values), per_line)]
     return f"static const {ctype} {c_identifier(name)}[{len(values)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
 
@@ -203,8 +210,13 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
             calls.append(f"    average_pool({src}, {dst}, {p['height']}, {p['width']}, {p['channels']}, {p['pool']}, "
                          f"{p['stride']}, {p['act_min']}, {p['act_max']});")
         elif op.kind == "SOFTMAX":
-            calls.append(f"    softmax({src}, {dst}, {io['output_size']}, {p['input_multiplier']}, "
-                         f"{p['input_left_shift']}, {p['diff_min']});")
+            consts.append(f"#if TINYDIGITS_MATCH_LITERT\n{c_array('float', f'softmax_table{i}', p['table'])}#endif\n")
+            calls += ["#if TINYDIGITS_MATCH_LITERT",
+                      f"    softmax({src}, {dst}, {io['output_size']}, softmax_table{i});",
+                      "#else",
+                      f"    softmax({src}, {dst}, {io['output_size']}, {p['input_multiplier']}, "
+                      f"{p['input_left_shift']}, {p['diff_min']});",
+                      "#endif"]
         src, hops = dst, hops + 1
     if src != "output":
         raise TinyDigitsError("the model's last op must write the output")
@@ -213,6 +225,12 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
                    for kind in SUPPORTED_OPS if kind != "RESHAPE")
     return f"""{banner}#include "tinydigits_model.h"
 
+/* By default the int8 arithmetic is TFLite's reference integer kernels, as in TFLite Micro: no float,
+   outputs byte-identical to the TFLM interpreter. Build with -DTINYDIGITS_MATCH_LITERT=1 to follow
+   LiteRT's CPU kernels instead (single-rounding requantization, float softmax): byte-identical to LiteRT. */
+#ifndef TINYDIGITS_MATCH_LITERT
+#define TINYDIGITS_MATCH_LITERT 0
+#endif
 {used}
 /* ---- the model: int8 weights, int32 biases, per-layer requantization constants -------------- */
 {"".join(consts)}

@@ -1,7 +1,7 @@
 /* ---- integer kernels: TFLite's reference int8 arithmetic, operation for operation ----------- */
 
 /* gemmlowp SaturatingRoundingDoublingHighMul: (a * b * 2) >> 32, rounded, saturated. */
-static int32_t srdhm(int32_t a, int32_t b) {
+static inline int32_t srdhm(int32_t a, int32_t b) {
     if (a == b && a == INT32_MIN) return INT32_MAX;
     int64_t ab = (int64_t)a * (int64_t)b;
     int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
@@ -9,21 +9,30 @@ static int32_t srdhm(int32_t a, int32_t b) {
 }
 
 /* gemmlowp RoundingDivideByPOT: x / 2^exponent, rounded half away from zero. */
-static int32_t rdbpot(int32_t x, int exponent) {
+static inline int32_t rdbpot(int32_t x, int exponent) {
     int32_t mask = (int32_t)((1ll << exponent) - 1);
     int32_t remainder = x & mask;
     int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/* TFLite MultiplyByQuantizedMultiplier, rounding twice as the reference kernels do: x * multiplier * 2^shift. */
+#if TINYDIGITS_MATCH_LITERT
+/* LiteRT's CPU kernels (TFLITE_SINGLE_ROUNDING): x * multiplier * 2^shift with one rounding, in 64 bits. */
+static int32_t requantize(int32_t x, int32_t multiplier, int shift) {
+    int total = 31 - shift;
+    return (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << (total - 1))) >> total);
+}
+#else
+/* TFLite MultiplyByQuantizedMultiplier, rounding twice as the reference kernels and TFLM do:
+   x * multiplier * 2^shift. */
 static int32_t requantize(int32_t x, int32_t multiplier, int shift) {
     int left = shift > 0 ? shift : 0;
     int right = shift > 0 ? 0 : -shift;
     return rdbpot(srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
+#endif
 
-#if TINYDIGITS_USES_SOFTMAX
+#if TINYDIGITS_USES_SOFTMAX && !TINYDIGITS_MATCH_LITERT
 /* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent: saturating x << exponent. */
 static int32_t sat_shl(int32_t x, int exponent) {
     int32_t threshold = (int32_t)((1u << (31 - exponent)) - 1);
@@ -70,7 +79,7 @@ static void average_pool(const int8_t *in, int8_t *out, int height, int width, i
 
 #endif
 
-#if TINYDIGITS_USES_SOFTMAX
+#if TINYDIGITS_USES_SOFTMAX && !TINYDIGITS_MATCH_LITERT
 /* gemmlowp fixed point: Q0.31 for FixedPoint<int32,0>, Q2.29 for FixedPoint<int32,2>, Q5.26 ... */
 static int32_t exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a) {
     const int32_t constant_term = 1895147668;     /* exp(-1/8) in Q0.31 */
@@ -137,6 +146,23 @@ static void softmax(const int8_t *in, int8_t *out, int depth, int32_t input_mult
         } else {
             out[c] = -128;
         }
+    }
+}
+#endif
+
+#if TINYDIGITS_USES_SOFTMAX && TINYDIGITS_MATCH_LITERT
+/* LiteRT's optimized int8 softmax: exp from a 256-entry float table, normalized in float.
+   Float arithmetic, so only with TINYDIGITS_MATCH_LITERT; compile without contraction (-std=c99). */
+static void softmax(const int8_t *in, int8_t *out, int depth, const float *table) {
+    int max_in = -128;
+    for (int c = 0; c < depth; ++c) if (in[c] > max_in) max_in = in[c];
+    const float *row = table + 255 - max_in;  /* row[x] = exp(input_scale * (x - max)) */
+    float sum = 0.0f;
+    for (int c = 0; c < depth; ++c) sum += row[in[c]];
+    const float inverse = 1.0f / (sum * (1.0f / 256));
+    for (int c = 0; c < depth; ++c) {
+        int32_t v = (int32_t)(row[in[c]] * inverse + 0.5f) - 128;
+        out[c] = (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
     }
 }
 #endif
