@@ -47,3 +47,5 @@ def test_recipe_round_trips_through_a_dict():
     r = Recipe(hidden=(64, 32), activation="tanh", seed=3)
     assert Recipe.from_dict(r.to_dict()) == r
     assert r.name == "h64x32-tanh-ce"
+    assert Recipe(lr=0.01, batch_size=64).name == "h20-relu-ce-lr0.01-b64"  # variants differing in training only
+    assert Recipe(input_size=14, hidden=()).name == "14px-hnone-relu-ce"

@@ -180,7 +180,7 @@ def cmd_compare(args):
         raise TinyDigitsError(f"{out}: already exists (use --force to replace it, or choose another --out)")
     ds = None if args.jobs > 1 else _load_data(args)
     print(f"comparing {len(recipes)} variants, {base.epochs} epochs each, seed {base.seed}", flush=True)
-    rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True))
+    rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True), data_dir=args.data_dir)
     write_report(rows, out, force=args.force, title=f"tinydigits compare ({args.preset or 'custom'})")
     print()
     print(table(rows))
@@ -202,7 +202,8 @@ def cmd_search(args):
     if args.engine == "ray":
         from .search_ray import search_with_ray
 
-        rows = search_with_ray(ds, budget, out, base, args.max_candidates, progress=lambda l: print(l, flush=True))
+        rows = search_with_ray(ds, budget, out, base, args.max_candidates, progress=lambda l: print(l, flush=True),
+                               data_dir=args.data_dir)
     else:
         rows = search(ds, budget, out, base, args.minutes, args.max_candidates, progress=lambda l: print(l, flush=True))
     print()

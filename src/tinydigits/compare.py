@@ -129,23 +129,27 @@ def measure(recipe: Recipe, ds, calibration: int = 300) -> dict:
     }
 
 
-def _measure_in_worker(recipe_dict: dict) -> dict:
+def _measure_in_worker(recipe_dict: dict, data_dir: str | None) -> dict:
     """Entry point of a --jobs worker process: its own Keras, its own copy of the data."""
     import tinydigits  # noqa: F401  (backend)
     from .data import load_dataset
 
     recipe = Recipe.from_dict(recipe_dict)
-    return measure(recipe, load_dataset(recipe.dataset))
+    return measure(recipe, load_dataset(recipe.dataset, data_dir=data_dir))
 
 
-def compare(recipes: list[Recipe], ds=None, jobs: int = 1, progress=print) -> list[dict]:
-    """Measure every recipe, in `jobs` processes; `progress` gets one line per finished variant."""
+def compare(recipes: list[Recipe], ds=None, jobs: int = 1, progress=print, data_dir: Path | None = None) -> list[dict]:
+    """Measure every recipe, in `jobs` processes; `progress` gets one line per finished variant.
+
+    With jobs > 1 each worker loads the data itself (by name, or from `data_dir`).
+    """
     rows = []
     if jobs > 1:
         import multiprocessing
 
+        folder = str(data_dir) if data_dir else None
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for row in pool.map(_measure_in_worker, [r.to_dict() for r in recipes]):
+            for row in pool.map(_measure_in_worker, [r.to_dict() for r in recipes], [folder] * len(recipes)):
                 rows.append(row)
                 progress(row_line(row))
     else:

@@ -73,7 +73,9 @@ class Recipe:
         """A short label such as `h20-relu-ce` (used by compare and search)."""
         size = "" if self.input_size == IMAGE_SIZE else f"{self.input_size}px-"
         hidden = "x".join(map(str, self.hidden)) or "none"
-        return f"{size}h{hidden}-{self.activation}-{'ce' if self.loss == 'crossentropy' else 'mse'}"
+        training = (f"-lr{self.lr:g}" if self.lr != Recipe.lr else "") + \
+                   (f"-b{self.batch_size}" if self.batch_size != Recipe.batch_size else "")
+        return f"{size}h{hidden}-{self.activation}-{'ce' if self.loss == 'crossentropy' else 'mse'}{training}"
 
 
 def build_model(recipe: Recipe = Recipe()):

@@ -24,12 +24,12 @@ def _trial(config: dict) -> dict:
     from tinydigits.data import load_dataset
 
     recipe = Recipe.from_dict(config["recipe"])
-    row, _, _ = evaluate_candidate(recipe, load_dataset(recipe.dataset))
+    row, _, _ = evaluate_candidate(recipe, load_dataset(recipe.dataset, data_dir=config["data_dir"]))
     return row
 
 
 def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_candidates: int | None = None,
-                    progress=print) -> list[dict]:
+                    progress=print, data_dir: Path | None = None) -> list[dict]:
     import ray
     from ray import tune
 
@@ -50,7 +50,8 @@ def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_
     try:
         tuner = tune.Tuner(
             tune.with_resources(_trial, {"cpu": 1}),
-            param_space={"recipe": tune.grid_search([r.to_dict() for r in todo])},
+            param_space={"recipe": tune.grid_search([r.to_dict() for r in todo]),
+                         "data_dir": str(Path(data_dir).resolve()) if data_dir else None},
             run_config=tune.RunConfig(storage_path=str(out / "ray"), name="trials", verbose=0),
         )
         for result in tuner.fit():
