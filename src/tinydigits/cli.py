@@ -58,12 +58,6 @@ def _load_data(args):
     return load_dataset(args.dataset, data_dir=args.data_dir)
 
 
-def _load_run_data(run):
-    from .runs import run_dataset
-
-    return run_dataset(run.metrics)
-
-
 # ---------------------------------------------------------------------------------- commands
 
 def cmd_train(args):
@@ -96,7 +90,7 @@ def cmd_predict(args):
     import numpy as np
 
     from .predict import format_probabilities, predict_digits, predict_files
-    from .runs import load_run
+    from .runs import load_run, run_dataset
 
     if args.index is None and not args.images:
         raise TinyDigitsError("predict: give --index N (a test image) or one or more image files")
@@ -104,7 +98,7 @@ def cmd_predict(args):
         raise TinyDigitsError(f"--top must be at least 1, got {args.top}")
     run = load_run(args.run)
     if args.index is not None:
-        ds = _load_run_data(run)
+        ds = run_dataset(run.metrics)
         if not 0 <= args.index < len(ds.x_test):
             raise TinyDigitsError(f"--index {args.index} is outside the test set (0..{len(ds.x_test) - 1})")
         probs = predict_digits(run.model, ds.x_test[args.index])[0]

@@ -64,8 +64,6 @@ def read_tflite(model: bytes):
 
 def plan(model: bytes) -> tuple[list[Op], dict]:
     """The int8 model as a list of ops with every constant the C needs, plus input/output quantization."""
-    from tflite_micro.python.tflite_micro import runtime
-
     m = read_tflite(model)
     graph = m.subgraphs[0]
     tensors = graph.tensors
@@ -86,7 +84,7 @@ def plan(model: bytes) -> tuple[list[Op], dict]:
     check_int8(graph.outputs[0], "the output")
     ops = []
     for op in graph.operators:
-        name = op_name(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]))
+        name = builtin_name(m, op)
         if name not in SUPPORTED_OPS:
             raise TinyDigitsError(f"op {name} is not supported by the C generator (supported: {', '.join(SUPPORTED_OPS)})")
         (in_scale, in_zp), (out_scale, out_zp) = q(op.inputs[0]), q(op.outputs[0])
@@ -135,6 +133,19 @@ def plan(model: bytes) -> tuple[list[Op], dict]:
           "input_size": int(np.prod(tensors[graph.inputs[0]].shape)),
           "output_size": int(np.prod(tensors[graph.outputs[0]].shape))}
     return ops, io
+
+
+def builtin_name(m, op) -> str:
+    """The builtin op name ('FULLY_CONNECTED', ...) of operator `op` in the ModelT `m`."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    return op_name(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]))
+
+
+def op_names(model: bytes) -> list[str]:
+    """The builtin ops of a .tflite model, in graph order."""
+    m = read_tflite(model)
+    return [builtin_name(m, op) for op in m.subgraphs[0].operators]
 
 
 def op_name(code: int) -> str:

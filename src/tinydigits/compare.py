@@ -103,15 +103,14 @@ def variants(changes: list[dict], base: Recipe) -> list[Recipe]:
 
 def measure(recipe: Recipe, ds, calibration: int = 300) -> dict:
     """Train one recipe, convert it to int8, and return its row of the comparison."""
-    from .convert import LiteRT, to_tflite
+    from .convert import LiteRT, calibration_images, to_tflite
     from .evaluate import cross_entropy
     from .predict import predict_digits
     from .train import train
 
     result = train(recipe, ds, verbose=0)
     probs = predict_digits(result.model, ds.x_test)
-    rng = np.random.default_rng(recipe.seed)
-    int8 = to_tflite(result.model, ds.x_train[rng.choice(len(ds.x_train), calibration, replace=False)])
+    int8 = to_tflite(result.model, calibration_images(ds.x_train, calibration, recipe.seed))
     int8_digits = LiteRT(int8).predict(ds.x_test).argmax(axis=1)
     correct = probs.argmax(axis=1) == ds.y_test
     return {

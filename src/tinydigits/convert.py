@@ -54,6 +54,13 @@ def _forward(model):
     return forward
 
 
+def calibration_images(x_train: np.ndarray, count: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
+    """`count` training images drawn at random: the representative set for the int8 ranges."""
+    if not 1 <= count <= len(x_train):
+        raise TinyDigitsError(f"calibration count must be between 1 and {len(x_train)}, got {count}")
+    return x_train[np.random.default_rng(seed).choice(len(x_train), count, replace=False)]
+
+
 def to_tflite(model, calibration: np.ndarray | None = None) -> bytes:
     """Float32 .tflite bytes, or full-integer int8 when `calibration` (N, 28, 28) uint8 images are given.
 

@@ -161,17 +161,13 @@ def locate(name: str, data_dir: Path | None = None, roots: list[Path] | None = N
     if data_dir is not None:
         data_dir = Path(data_dir)
         if not _has_files(data_dir):
-            missing = [f for f in FILES.values() if not _file_in(data_dir, _key(f)).exists()]
+            missing = [FILES[key] for key in FILES if not _file_in(data_dir, key).exists()]
             raise TinyDigitsError(f"{data_dir}: not a dataset folder (missing {', '.join(missing)})")
         return data_dir
     for root in roots if roots is not None else default_roots():
         if _has_files(root / name):
             return root / name
     return None
-
-
-def _key(filename: str) -> str:
-    return next(k for k, f in FILES.items() if f == filename)
 
 
 def _verified(path: Path, md5: str, cache_dir: Path) -> None:

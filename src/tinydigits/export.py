@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from .artifacts import staged_folder, write_text
-from .codegen import generated_banner, plan, write_standalone
+from .codegen import generated_banner, op_names, plan, write_standalone
 from .convert import minimum_arena
 from .errors import TinyDigitsError
 
@@ -61,8 +61,6 @@ def tflm_example(ops: list[str], banner: str) -> str:
 
 def export_c(run: Path, out: Path, command: str, force: bool = False) -> list[Path]:
     """Write DIR/tflm/ and DIR/c/ from RUN/model_int8.tflite, atomically as a whole."""
-    from .verify import op_names
-
     run = Path(run)
     model = int8_model_of(run)
     source = str(run / "model_int8.tflite")

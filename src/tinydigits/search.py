@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .errors import TinyDigitsError
 from .model import Recipe
 
@@ -58,14 +56,13 @@ def candidates(budget: Budget, base: Recipe) -> list[Recipe]:
 def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0) -> tuple[dict, object, bytes]:
     """Train, convert, generate C, build for Cortex-M4, run in QEMU: the candidate's row, model and int8 bytes."""
     from .codegen import write_standalone
-    from .convert import LiteRT, to_tflite
+    from .convert import LiteRT, calibration_images, to_tflite
     from .mcu import build, run_qemu
     from .train import split_train, train
 
     result = train(recipe, ds, verbose=verbose)
     x_train, _, x_val, y_val = split_train(ds, recipe.validation_split)
-    rng = np.random.default_rng(recipe.seed)
-    int8 = to_tflite(result.model, x_train[rng.choice(len(x_train), 300, replace=False)])
+    int8 = to_tflite(result.model, calibration_images(x_train, 300, recipe.seed))
     lite = LiteRT(int8)
     val_accuracy = float((lite.predict(x_val).argmax(1) == y_val).mean())
     test_accuracy = float((lite.predict(ds.x_test).argmax(1) == ds.y_test).mean())

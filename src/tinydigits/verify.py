@@ -14,27 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import save_figure, write_bytes, write_json
-from .convert import CALIBRATION_IMAGES, TFLM, LiteRT, latency_us, minimum_arena, to_tflite
+from .convert import CALIBRATION_IMAGES, TFLM, LiteRT, calibration_images, latency_us, to_tflite
 from .data import normalize
-from .errors import TinyDigitsError
+from .codegen import op_names
 from .runs import load_run, run_dataset
 
-
-def op_names(model: bytes) -> list[str]:
-    """The builtin ops of a .tflite model, in graph order."""
-    from .codegen import op_name, read_tflite
-    from tflite_micro.python.tflite_micro import runtime
-
-    m = read_tflite(model)
-    return [op_name(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]))
-            for op in m.subgraphs[0].operators]
-
-
-def calibration_images(x_train: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """`count` training images drawn evenly at random: the representative set for int8 ranges."""
-    if not 1 <= count <= len(x_train):
-        raise TinyDigitsError(f"calibration count must be between 1 and {len(x_train)}, got {count}")
-    return x_train[np.random.default_rng(seed).choice(len(x_train), count, replace=False)]
 
 
 def convert_run(folder: Path, calibration: int = CALIBRATION_IMAGES, tflm: bool = True) -> dict:
@@ -72,7 +56,7 @@ def compare_forms(model, float_bytes: bytes, int8_bytes: bytes, x: np.ndarray, y
         _form("LiteRT int8", len(int8_bytes), int8_probs, y, reference, latency_us(lite_int8.predict, x)),
     ]
     if tflm:
-        micro = TFLM(int8_bytes, minimum_arena(int8_bytes))
+        micro = TFLM(int8_bytes)  # with the smallest arena it accepts
         tflm_q = micro.run(lite_int8.prepare(x))
         row = _form("TFLM int8", len(int8_bytes), lite_int8.output_q.dequantize(tflm_q), y, reference,
                     latency_us(lambda im: micro.run(lite_int8.prepare(im)), x))
