@@ -82,10 +82,10 @@ def test_predict_index_prints_the_lessons_output(lesson_run, capsys):
 def test_predict_files_in_other_sizes_and_polarities(lesson_run, mnist, tmp_path, capsys):
     """Test digits saved as a person would (bigger, dark on light, colour, JPEG) get the raw images' answers."""
     from tinydigits.predict import predict_digits
-    from tinydigits.runs import load_run
+    from tinydigits.runs import Run
 
     n = 200
-    raw = predict_digits(load_run(lesson_run).model, mnist.x_test[:n]).argmax(axis=1)
+    raw = predict_digits(Run(lesson_run).model(), mnist.x_test[:n]).argmax(axis=1)
     files = []
     for i in range(n):
         digit = mnist.x_test[i]

@@ -162,14 +162,16 @@ def _run(capsys, *argv):
 
 
 def test_deploy_bad_inputs(tmp_path, lesson_run, capsys, mnist, monkeypatch):
-    code, err = _run(capsys, "export-c", tmp_path, "--out", tmp_path / "o")
+    run = tmp_path / "run"
+    shutil.copytree(lesson_run, run)
+    code, err = _run(capsys, "export-c", run, "--out", tmp_path / "o")
     assert code == 2 and "no model_int8.tflite" in err
-    (tmp_path / "model_int8.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\xff" * 40)
-    code, err = _run(capsys, "export-c", tmp_path, "--out", tmp_path / "o")
+    (run / "model_int8.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\xff" * 40)
+    code, err = _run(capsys, "export-c", run, "--out", tmp_path / "o")
     assert code == 2 and "corrupt .tflite" in err and not (tmp_path / "o").exists()
-    (tmp_path / "model_int8.tflite").write_bytes(b"not a model at all")
-    code, err = _run(capsys, "export-c", tmp_path, "--out", tmp_path / "o")
-    assert code == 2 and "not a .tflite model" in err
+    (run / "model_int8.tflite").write_bytes(b"not a model at all")
+    code, err = _run(capsys, "export-c", run, "--out", tmp_path / "o")
+    assert code == 2 and "model_int8.tflite: not a .tflite model" in err
     code, err = _run(capsys, "convert", tmp_path / "missing")
     assert code == 2 and "no such run folder" in err
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -185,9 +187,9 @@ def test_unsupported_op_is_named(tmp_path, mnist, capsys):
     small = type(mnist)(mnist.name, mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_test[:500], mnist.y_test[:500], mnist.folder)
     run = save_run(train(Recipe(epochs=1, activation="tanh"), small, verbose=0), tmp_path / "tanh")
     from tinydigits.convert import to_tflite
-    from tinydigits.runs import load_run
+    from tinydigits.runs import Run
 
-    (run / "model_int8.tflite").write_bytes(to_tflite(load_run(run).model, mnist.x_train[:100]))
+    (run / "model_int8.tflite").write_bytes(to_tflite(Run(run).model(), mnist.x_train[:100]))
     code, err = _run(capsys, "export-c", run, "--out", tmp_path / "o")
     assert code == 2 and "op TANH is not supported by the C generator" in err and not (tmp_path / "o").exists()
 
@@ -198,12 +200,12 @@ def test_conversion_does_not_depend_on_the_keras_backend(converted, tmp_path):
     import sys
 
     from tinydigits.convert import to_tflite
-    from tinydigits.runs import load_run
+    from tinydigits.runs import Run
 
-    here = to_tflite(load_run(converted).model)
-    script = ("import sys, tinydigits, keras; from tinydigits.convert import to_tflite; from tinydigits.runs import load_run;"
+    here = to_tflite(Run(converted).model())
+    script = ("import sys, tinydigits, keras; from tinydigits.convert import to_tflite; from tinydigits.runs import Run;"
               "assert keras.backend.backend() == 'tensorflow';"
-              "open(sys.argv[2], 'wb').write(to_tflite(load_run(sys.argv[1]).model))")
+              "open(sys.argv[2], 'wb').write(to_tflite(Run(sys.argv[1]).model()))")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     subprocess.run([sys.executable, "-c", script, str(converted), str(tmp_path / "tf.tflite")], env=env, check=True,
                    capture_output=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tinydigits.runs import Run
 from tinydigits.serve import MAX_BODY_BYTES, create_app
 
 
@@ -13,7 +14,7 @@ from tinydigits.serve import MAX_BODY_BYTES, create_app
 def client(converted_run):
     from fastapi.testclient import TestClient
 
-    return TestClient(create_app(converted_run), raise_server_exceptions=False)
+    return TestClient(create_app(Run(converted_run)), raise_server_exceptions=False)
 
 
 def test_health_model_and_openapi(client):

@@ -1,11 +1,19 @@
 """Atomic writes: an artifact is either complete on disk or absent, never half-written.
 
 Every file tinydigits writes goes through `write_bytes`/`write_text`/`write_json` (temp file in the
-same folder, fsync, rename), and a run folder is built in a hidden sibling and renamed into
-place by `staged_folder`, so an interrupted command leaves the user's earlier results intact.
+same folder, fsync, rename). A set of files is written by `staged_folder`: built in a hidden
+sibling, then renamed into place, so an interrupted command leaves the user's earlier results
+intact. Files get the modes any tool gives them (0644 under umask 022), not mkstemp's 0600.
 
-    with staged_folder(Path("runs/lesson"), force=False) as tmp:
+Every folder tinydigits creates carries a small manifest, `.tinydigits.json` (its kind, the command
+that made it); `--force` replaces only a folder that carries one (or a run folder from before
+manifests: `metrics.json` + `model.keras`). `preflight` checks a destination before long work.
+
+    preflight(Path("runs/lesson"), force=False)                  # before training, not after
+    with staged_folder(Path("runs/lesson"), "run", "tinydigits train") as tmp:
         write_json(tmp / "metrics.json", {...})
+    with staged_folder(run.folder, "run", update=True) as tmp:   # add files to a run as one set
+        write_bytes(tmp / "model_int8.tflite", data)
 """
 from __future__ import annotations
 
@@ -14,9 +22,26 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import TinyDigitsError
+
+MANIFEST = ".tinydigits.json"  # in every folder tinydigits creates: {"kind", "version", "created_by", ...}
+MANIFEST_VERSION = 1
+KINDS = ("run", "export", "compare", "search")
+LEGACY_FILES = {"run": ("metrics.json", "model.keras"), "search": ("search.json",)}  # written before manifests
+
+
+def umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask has no getter)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -24,6 +49,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; an ordinary file follows the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -56,23 +82,123 @@ def save_figure(fig, path: Path) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
-@contextlib.contextmanager
-def staged_folder(final: Path, force: bool = False):
-    """Yield a hidden temp folder; on success it replaces `final`, on error it is removed.
+# ------------------------------------------------------------------------- folders and manifests
 
-    An existing `final` is kept unless `force`; with `force` it is swapped out only after the new
-    folder is complete.
+def manifest_kind(folder: Path) -> str | None:
+    """The kind of folder tinydigits wrote at `folder` ("run", "export", ...), or None if not one of ours."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        kind = json.loads((folder / MANIFEST).read_text()).get("kind")
+        if kind in KINDS:
+            return kind
+    return next((kind for kind, names in LEGACY_FILES.items() if all((folder / n).is_file() for n in names)), None)
+
+
+def write_manifest(folder: Path, kind: str, command: str = "") -> Path:
+    from . import __version__
+
+    return write_json(Path(folder) / MANIFEST, {
+        "kind": kind, "version": MANIFEST_VERSION, "created_by": command or f"tinydigits ({kind})",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tinydigits": __version__})
+
+
+def preflight(folder: Path, force: bool = False, resume: str | None = None) -> Path:
+    """Check, before any long work, that `folder` can be written; raise one clear TinyDigitsError if not.
+
+    A new folder: absent, or (with `force`) a folder tinydigits wrote. `resume=KIND`: an existing
+    folder of that kind is written into (search resumes, convert adds to a run). Never the current
+    folder or one above it; the nearest existing parent must be a folder we may create entries in.
+    """
+    folder = Path(folder)
+    resolved = folder.resolve()
+    if folder.exists() or folder.is_symlink():
+        kind = manifest_kind(folder)
+        if resume and kind == resume:
+            _check_writable(folder, resolved.parent)  # where the staged copy is built
+            return _check_writable(folder, folder)    # where single files are replaced
+        if _holds_cwd(folder):
+            raise TinyDigitsError(f"{folder}: is the current folder or one above it; choose a new --out folder")
+        if not folder.is_dir():
+            raise TinyDigitsError(f"{folder}: is a file, not a folder tinydigits wrote; choose another --out")
+        if resume and (kind is not None or any(folder.iterdir())):
+            raise TinyDigitsError(f"{folder}: exists and is not a {resume} folder; choose another --out")
+        if not resume and not force:
+            raise TinyDigitsError(f"{folder}: already exists (use --force to replace it, or choose another --out)")
+        if not resume and kind is None:
+            raise TinyDigitsError(f"{folder}: not a folder tinydigits wrote (no {MANIFEST}); "
+                                  "--force replaces only those, choose another --out")
+    parent = resolved.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise TinyDigitsError(f"{folder}: cannot be created, {parent} is a file")
+    return _check_writable(folder, parent)
+
+
+def resumable_folder(folder: Path, kind: str, command: str = "") -> Path:
+    """A folder that is written into over time (search's): created with its manifest, or resumed."""
+    folder = Path(folder)
+    preflight(folder, resume=kind)
+    if not (folder / MANIFEST).exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_manifest(folder, kind, command)
+    return folder
+
+
+def _check_writable(folder: Path, where: Path) -> Path:
+    """Create and remove a hidden folder in `where`: the only test that /proc, read-only mounts and ACLs all answer."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tinydigits-check.", dir=where))
+    except OSError as e:
+        raise TinyDigitsError(f"{folder}: cannot be written ({e.strerror} in {where})") from None
+    return folder
+
+
+def _holds_cwd(folder: Path) -> bool:
+    resolved, cwd = Path(folder).resolve(), Path.cwd().resolve()
+    return resolved == cwd or resolved in cwd.parents
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # same file system: free, and new files replace links, never the originals
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@contextlib.contextmanager
+def staged_folder(final: Path, kind: str, command: str = "", force: bool = False, update: bool = False):
+    """Yield a hidden temp folder; on success it replaces `final` as a whole, on error it is removed.
+
+    A new folder gets a manifest of `kind`. An existing `final` is kept unless `force` (and only if
+    tinydigits wrote it, see `preflight`); with `force` it is swapped out only once the new folder
+    is complete. `update=True` starts from the files already in `final` (hard links), so a set of
+    files is added to it all at once or not at all.
     """
     final = Path(final)
-    if final.exists() and not force:
-        raise TinyDigitsError(f"{final}: already exists (use --force to replace it, or choose another --out)")
+    if update:
+        preflight(final, resume=kind)
+    else:
+        preflight(final, force)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; an ordinary folder follows the umask
+        if update:
+            shutil.copytree(final, tmp, copy_function=_link_or_copy, dirs_exist_ok=True)
+        if not (tmp / MANIFEST).exists():
+            write_manifest(tmp, kind, command)
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if update and _holds_cwd(final):  # swapping the folder a shell stands in would strand it: move the files
+        for path in tmp.iterdir():
+            os.replace(path, final / path.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
 
+from .artifacts import preflight
 from .errors import TinyDigitsError
+from .runs import Run
 
 
 class Parser(argparse.ArgumentParser):
@@ -65,43 +68,42 @@ def cmd_train(args):
 
     recipe = _recipe_from(args)
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    if out.exists() and not args.force:  # fail before training, not after
-        raise TinyDigitsError(f"{out}: already exists (use --force to replace it, or choose another --out)")
+    preflight(out, args.force)  # fail before training, not after
     ds = _load_data(args)
     print(f"training {recipe.name} on {ds.name} ({len(ds.x_train):,} train / {len(ds.x_test):,} test images), "
           f"{recipe.epochs} epochs of batch {recipe.batch_size}", flush=True)
     result = train(recipe, ds, verbose=0 if args.quiet else 1)
-    save_run(result, out, force=args.force)
+    save_run(result, out, force=args.force, command=args.command_line)
     print(summary_line(result, out))
 
 
 def cmd_evaluate(args):
     from .evaluate import evaluate_run, format_report
 
-    report, class_names = evaluate_run(args.run)
+    run = Run(args.run)
+    report, class_names = evaluate_run(run, args.command_line)
     if args.json:
         print(json.dumps(report))
     else:
         print(format_report(report, class_names))
-        print(f"\nwrote {args.run / 'confusion.png'}, {args.run / 'mistakes.png'}, {args.run / 'evaluation.json'}")
+        print(f"\nwrote {run.paths.confusion}, {run.paths.mistakes}, {run.paths.evaluation}")
 
 
 def cmd_predict(args):
     import numpy as np
 
     from .predict import format_probabilities, predict_digits, predict_files
-    from .runs import load_run, run_dataset
 
     if args.index is None and not args.images:
         raise TinyDigitsError("predict: give --index N (a test image) or one or more image files")
     if args.top < 1:
         raise TinyDigitsError(f"--top must be at least 1, got {args.top}")
-    run = load_run(args.run)
+    run = Run(args.run)
     if args.index is not None:
-        ds = run_dataset(run.metrics)
+        ds = run.dataset()
         if not 0 <= args.index < len(ds.x_test):
             raise TinyDigitsError(f"--index {args.index} is outside the test set (0..{len(ds.x_test) - 1})")
-        probs = predict_digits(run.model, ds.x_test[args.index])[0]
+        probs = predict_digits(run.model(), ds.x_test[args.index])[0]
         label = int(ds.y_test[args.index])
         if args.json:
             print(json.dumps({"index": args.index, "label": label, "digit": int(probs.argmax()),
@@ -113,7 +115,7 @@ def cmd_predict(args):
         print(f"predicted {int(probs.argmax())} with confidence {probs.max():.4f}")
         print(format_probabilities(probs, args.top, ds.class_names))
         return
-    results = predict_files(run.model, args.images, args.save_preprocessed)
+    results = predict_files(run.model(), args.images, args.save_preprocessed)
     if args.json:
         print(json.dumps(results))
         return
@@ -126,22 +128,22 @@ def cmd_predict(args):
 def cmd_convert(args):
     from .verify import convert_run, explain_quantization, format_forms
 
-    report = convert_run(args.run, calibration=args.calibration)
+    run = Run(args.run)
+    report = convert_run(run, calibration=args.calibration, command=args.command_line)
     print(format_forms(report))
     print("\nquantization (int8 = round(real / scale) + zero_point):")
     print(explain_quantization(report["quantization"]))
     flips = report["flips"]
     print(f"\n{len(flips)} test images change their digit from float to int8"
           + (f": {', '.join(str(f['index']) for f in flips[:12])}{' ...' if len(flips) > 12 else ''}" if flips else ""))
-    print(f"wrote {args.run / 'model_float32.tflite'}, {args.run / 'model_int8.tflite'}, "
-          f"{args.run / 'deploy.json'}, {args.run / 'flips.png'}")
+    print(f"wrote {run.paths.float_model}, {run.paths.int8_model}, {run.paths.deploy}, {run.paths.flips}")
 
 
 def cmd_export_c(args):
     from .export import export_c
 
-    command = f"tinydigits export-c {args.run} --out {args.out}"
-    files = export_c(args.run, args.out, command, force=args.force)
+    command = f"tinydigits export-c {args.run} --out {args.out}"  # the banner of every file: no --force in it
+    files = export_c(Run(args.run), args.out, command, force=args.force)
     for path in files:
         print(f"{path}  ({path.stat().st_size:,} bytes)")
 
@@ -149,9 +151,10 @@ def cmd_export_c(args):
 def cmd_mcu(args):
     from .mcu import format_report, run_on_mcu
 
-    report = run_on_mcu(args.run, args.images)
+    run = Run(args.run)
+    report = run_on_mcu(run, args.images, args.command_line)
     print(format_report(report))
-    print(f"wrote {args.run / 'mcu.json'}")
+    print(f"wrote {run.paths.mcu}")
 
 
 def cmd_compare(args):
@@ -170,12 +173,12 @@ def cmd_compare(args):
                   **({"seed": args.seed} if args.seed is not None else {}))
     recipes = variants(changes, base)
     out = args.out or default_out()
-    if out.exists() and not args.force:
-        raise TinyDigitsError(f"{out}: already exists (use --force to replace it, or choose another --out)")
+    preflight(out, args.force)
     ds = None if args.jobs > 1 else _load_data(args)
     print(f"comparing {len(recipes)} variants, {base.epochs} epochs each, seed {base.seed}", flush=True)
     rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True), data_dir=args.data_dir)
-    write_report(rows, out, force=args.force, title=f"tinydigits compare ({args.preset or 'custom'})")
+    write_report(rows, out, force=args.force, title=f"tinydigits compare ({args.preset or 'custom'})",
+                 command=args.command_line)
     print()
     print(table(rows))
     print(f"\nwrote {out}/comparison.md, comparison.json, comparison.png, calibration.png")
@@ -190,6 +193,7 @@ def cmd_search(args):
     budget = Budget(flash=int(args.flash_kb * 1024), ram=int(args.ram_kb * 1024))
     base = Recipe(dataset=args.dataset, **({"epochs": args.epochs} if args.epochs else {}))
     out = args.out or Path("runs") / f"search-{args.flash_kb:g}k"
+    preflight(out, resume="search")
     ds = _load_data(args)
     print(f"searching designs for <= {budget.flash:,} B flash and <= {budget.ram:,} B RAM, "
           f"{base.epochs} epochs each, up to {args.minutes:g} min -> {out}", flush=True)
@@ -197,9 +201,10 @@ def cmd_search(args):
         from .search_ray import search_with_ray
 
         rows = search_with_ray(ds, budget, out, base, args.max_candidates, progress=lambda l: print(l, flush=True),
-                               data_dir=args.data_dir)
+                               data_dir=args.data_dir, command=args.command_line)
     else:
-        rows = search(ds, budget, out, base, args.minutes, args.max_candidates, progress=lambda l: print(l, flush=True))
+        rows = search(ds, budget, out, base, args.minutes, args.max_candidates, progress=lambda l: print(l, flush=True),
+                      command=args.command_line)
     print()
     print(table(rows, budget))
     chosen = best(rows, budget)
@@ -214,8 +219,9 @@ def cmd_search(args):
 def cmd_serve(args):
     from .serve import serve
 
+    run = Run(args.run)
     print(f"tinydigits serving {args.run} on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
-    serve(args.run, args.host, args.port, args.workers)
+    serve(run, args.host, args.port, args.workers)
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -237,7 +243,7 @@ def build_parser() -> Parser:
     _recipe_flags(p)
     _data_flags(p)
     p.add_argument("--out", type=Path, help="run folder (default runs/<timestamp>)")
-    p.add_argument("--force", action="store_true", help="replace an existing run folder")
+    p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
 
     p = command("evaluate", cmd_evaluate, "test accuracy, per-class precision/recall, confusion matrix, worst mistakes",
@@ -264,7 +270,7 @@ def build_parser() -> Parser:
                 ["tinydigits export-c runs/lesson --out firmware/", "make -C firmware/c && firmware/c/tinydigits digit.raw"])
     p.add_argument("run", type=Path)
     p.add_argument("--out", type=Path, required=True, help="folder for tflm/ and c/")
-    p.add_argument("--force", action="store_true", help="replace an existing folder")
+    p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
 
     p = command("mcu", cmd_mcu, "build the standalone C for Cortex-M4 and run it in QEMU: flash, RAM, instructions",
                 ["tinydigits mcu runs/lesson", "tinydigits mcu runs/lesson --images 1000"])
@@ -284,7 +290,7 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, help="the one seed every variant shares (default 0)")
     p.add_argument("--jobs", type=int, default=1, help="variants trained in parallel processes")
     p.add_argument("--out", type=Path, help="report folder (default runs/compare-<timestamp>)")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
     _data_flags(p)
 
     p = command("search", cmd_search, "the most accurate int8 model whose measured flash and RAM fit a budget",
@@ -311,8 +317,10 @@ def build_parser() -> Parser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
         args = build_parser().parse_args(argv)
+        args.command_line = "tinydigits " + shlex.join(argv)  # recorded in each folder's manifest
         args.func(args)
     except TinyDigitsError as e:
         print(f"error: {e}", file=sys.stderr)

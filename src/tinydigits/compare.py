@@ -211,11 +211,12 @@ def explanations(rows: list[dict]) -> list[str]:
     return out
 
 
-def write_report(rows: list[dict], out: Path, force: bool = False, title: str = "comparison") -> Path:
+def write_report(rows: list[dict], out: Path, force: bool = False, title: str = "comparison",
+                 command: str = "tinydigits compare") -> Path:
     from .artifacts import save_figure, staged_folder, write_json, write_text
     from .plots import calibration, overlay_curves
 
-    with staged_folder(out, force) as tmp:
+    with staged_folder(out, "compare", command, force) as tmp:
         write_json(tmp / "comparison.json", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         write_text(tmp / "comparison.md", f"# {title}\n\n{table(rows)}\n\n" + "\n\n".join(explanations(rows)) + "\n")
         save_figure(overlay_curves({r["name"]: r["history"] for r in rows}), tmp / "comparison.png")

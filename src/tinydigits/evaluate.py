@@ -2,13 +2,13 @@
 
     report = evaluate_probabilities(model.predict(x), y)      # pure numpy, any model's outputs
     report["accuracy"], report["confusion"]                   # float, 10x10 list (rows: true)
-    report, names = evaluate_run(Path("runs/lesson"))         # + confusion.png, mistakes.png, evaluation.json
+    report, names = evaluate_run(Run("runs/lesson"))          # + confusion.png, mistakes.png, evaluation.json
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+
+from .runs import RUN_FILES, Run
 
 EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [eps, 1-eps] before the log
 
@@ -59,22 +59,22 @@ def format_report(report: dict, class_names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_run(folder: Path) -> tuple[dict, list[str]]:
-    """Score a run folder's model on its test set; write confusion.png, mistakes.png, evaluation.json."""
-    from .artifacts import save_figure, write_json
+def evaluate_run(run: Run, command: str = "") -> tuple[dict, list[str]]:
+    """Score a `Run`'s model on its test set; add confusion.png, mistakes.png, evaluation.json as one set."""
+    from .artifacts import preflight, save_figure, staged_folder, write_json
     from .plots import confusion_matrix_figure, image_gallery
     from .predict import predict_digits
-    from .runs import load_run, run_dataset
 
-    run = load_run(folder)
-    ds = run_dataset(run.metrics)
-    probabilities = predict_digits(run.model, ds.x_test)
+    preflight(run.folder, resume="run")
+    ds = run.dataset()
+    probabilities = predict_digits(run.model(), ds.x_test)
     report = evaluate_probabilities(probabilities, ds.y_test)
     mistakes = confident_mistakes(probabilities, ds.y_test)
     report["mistakes"] = [int(i) for i in mistakes]
-    save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), run.folder / "confusion.png")
     captions = [f"#{i}: {ds.y_test[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
-    save_figure(image_gallery(ds.x_test[mistakes], captions, "most confidently wrong (true->predicted)"),
-                run.folder / "mistakes.png")
-    write_json(run.folder / "evaluation.json", report)
+    with staged_folder(run.folder, "run", command, update=True) as tmp:
+        save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), tmp / RUN_FILES.confusion)
+        save_figure(image_gallery(ds.x_test[mistakes], captions, "most confidently wrong (true->predicted)"),
+                    tmp / RUN_FILES.mistakes)
+        write_json(tmp / RUN_FILES.evaluation, report)
     return report, ds.class_names

@@ -1,26 +1,19 @@
 """Write a run's int8 model as C: a TFLite Micro bundle (DIR/tflm/) and standalone C99 (DIR/c/).
 
-    export_c(Path("runs/lesson"), Path("out"))    # needs runs/lesson/model_int8.tflite (tinydigits convert)
+    export_c(Run("runs/lesson"), Path("out"), "tinydigits export-c")   # needs model_int8.tflite (convert)
 """
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
 
-from .artifacts import staged_folder, write_text
+from .artifacts import MANIFEST, preflight, staged_folder, write_text
 from .codegen import generated_banner, op_names, plan, write_standalone
 from .convert import minimum_arena
-from .errors import TinyDigitsError
+from .runs import Run
 
 TFLM_REGISTRATIONS = {"FULLY_CONNECTED": "AddFullyConnected", "RESHAPE": "AddReshape",
                       "SOFTMAX": "AddSoftmax", "AVERAGE_POOL_2D": "AddAveragePool2D"}
-
-
-def int8_model_of(run: Path) -> bytes:
-    path = Path(run) / "model_int8.tflite"
-    if not path.exists():
-        raise TinyDigitsError(f"{run}: no model_int8.tflite (run `tinydigits convert {run}` first)")
-    return path.read_bytes()
 
 
 def tflm_model_data(model: bytes, arena: int, io: dict, banner: str) -> tuple[str, str]:
@@ -59,27 +52,19 @@ def tflm_example(ops: list[str], banner: str) -> str:
         "{{REGISTRATIONS}}", "\n".join(f"  resolver.{r}();" for r in registrations))
 
 
-def export_c(run: Path, out: Path, command: str, force: bool = False) -> list[Path]:
+def export_c(run: Run, out: Path, command: str, force: bool = False) -> list[Path]:
     """Write DIR/tflm/ and DIR/c/ from RUN/model_int8.tflite, atomically as a whole."""
-    run = Path(run)
-    model = int8_model_of(run)
-    source = str(run / "model_int8.tflite")
+    out = Path(out)
+    preflight(out, force)
+    model = run.int8_model()
+    source = str(run.paths.int8_model)
     ops, io = plan(model)  # refuses ops the C generator does not know, before anything is written
-    arena = next((f["arena_bytes"] for f in deploy_forms(run) if "arena_bytes" in f), None) or minimum_arena(model)
+    arena = run.arena_bytes() or minimum_arena(model)
     banner = generated_banner(source, command)
-    with staged_folder(Path(out), force) as tmp:
+    with staged_folder(out, "export", command, force) as tmp:
         header, data = tflm_model_data(model, arena, io, banner)
         write_text(tmp / "tflm" / "model_data.h", header)
         write_text(tmp / "tflm" / "model_data.cc", data)
         write_text(tmp / "tflm" / "main.cc", tflm_example(op_names(model), banner))
         write_standalone(model, tmp / "c", source, command)
-    return sorted(p for p in Path(out).rglob("*") if p.is_file())
-
-
-def deploy_forms(run: Path) -> list[dict]:
-    """The forms `tinydigits convert` measured (deploy.json), or [] before it ran."""
-    import json
-
-    path = Path(run) / "deploy.json"
-    return json.loads(path.read_text()).get("forms", []) if path.exists() else []
-
+    return sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)

@@ -4,7 +4,7 @@ Toolchain: Debian's gcc-arm-none-eabi with newlib (rdimon semihosting) and qemu-
 mps2-an386 board. The firmware reads test images from the host over semihosting, writes the int8
 outputs back, and counts instructions with SysTick under `-icount shift=0`.
 
-    report = run_on_mcu(Path("runs/lesson"), images=300)    # writes RUN/mcu.json
+    report = run_on_mcu(Run("runs/lesson"), images=300)    # writes RUN/mcu.json
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TinyDigitsError
+from .runs import Run
 
 CFLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-std=c99", "-Wall", "-Wextra", "-Werror",
           "-ffunction-sections", "-fdata-sections"]
@@ -96,26 +97,25 @@ def run_mcu(c_dir: Path, images: np.ndarray, host_outputs: np.ndarray) -> dict:
     return report
 
 
-def run_on_mcu(run: Path, images: int = 300) -> dict:
-    """Export a converted run's C, run it on `images` test images in QEMU, write RUN/mcu.json."""
-    from .artifacts import write_json
+def run_on_mcu(run: Run, images: int = 300, command: str = "") -> dict:
+    """Generate a converted run's standalone C, run it on `images` test images in QEMU, write RUN/mcu.json."""
+    from .artifacts import preflight, write_json
     from .cbuild import compile_host, run_batch
+    from .codegen import write_standalone
     from .convert import LiteRT
-    from .export import export_c, int8_model_of
-    from .runs import read_metrics, run_dataset
 
     require_toolchain()
-    run = Path(run)
-    model = int8_model_of(run)
     if images < 1:
         raise TinyDigitsError(f"--images must be at least 1, got {images}")
-    q = LiteRT(model).prepare(run_dataset(read_metrics(run)).x_test[:images])
+    preflight(run.folder, resume="run")
+    model = run.int8_model()
+    q = LiteRT(model).prepare(run.dataset().x_test[:images])
     with tempfile.TemporaryDirectory() as tmp:
-        c_dir = Path(tmp) / "export" / "c"
-        export_c(run, Path(tmp) / "export", f"tinydigits mcu {run}")
+        c_dir = Path(tmp) / "c"
+        write_standalone(model, c_dir, str(run.paths.int8_model), command or f"tinydigits mcu {run.folder}")
         host = run_batch(compile_host(c_dir), q)  # the answers the chip must give
         report = run_mcu(c_dir, q.reshape(len(q), -1), host)
-    write_json(run / "mcu.json", report)
+    write_json(run.paths.mcu, report)
     return report
 
 

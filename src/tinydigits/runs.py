@@ -1,62 +1,204 @@
-"""Read a run folder back: the trained model and what was recorded about it.
+"""A run folder and what is in it: the one place that knows its file names and reads them back.
 
-    run = load_run("runs/lesson")          # run.model (keras), run.metrics, run.recipe
+`train` writes a run folder (`model.keras`, `metrics.json`, `history.json`, `curves.png`); later
+stages add to it (`convert`: the two .tflite models, `deploy.json`, `flips.png`; `evaluate`,
+`mcu`, `boards`: their reports). Every command takes a `Run`; each file is read once, checked, and
+a missing, truncated or corrupt file is one TinyDigitsError naming the file and the problem.
+
+    run = Run("runs/lesson")          # Run('runs/lesson': h20-relu-ce, test accuracy 0.9616, converted)
+    run.model(), run.metrics["test_accuracy"], run.history["val_accuracy"], run.recipe
+    run.int8_model()                  # bytes of model_int8.tflite (after `tinydigits convert`)
+    run.deploy_report()               # deploy.json as a dict, or None before `convert`
+    run.dataset()                     # the Dataset it was trained on
+    run.paths.int8_model              # Path("runs/lesson/model_int8.tflite")
 """
 from __future__ import annotations
 
+import dataclasses
+import html
 import json
+import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from .artifacts import MANIFEST
 from .errors import TinyDigitsError
 from .model import Recipe
 
+TFLITE_IDENTIFIER = b"TFL3"  # bytes 4-8 of every .tflite flatbuffer
+KERAS_ARCHIVE_FILES = ("config.json", "model.weights.h5")
 
-@dataclass
+
+@dataclass(frozen=True)
+class RunFiles:
+    """File names in a run folder, spelled once. `RUN_FILES.model == "model.keras"`; `run.paths.model` is its Path."""
+    manifest: str = MANIFEST
+    model: str = "model.keras"                 # train
+    metrics: str = "metrics.json"
+    history: str = "history.json"
+    curves: str = "curves.png"
+    float_model: str = "model_float32.tflite"  # convert
+    int8_model: str = "model_int8.tflite"
+    deploy: str = "deploy.json"
+    flips: str = "flips.png"
+    evaluation: str = "evaluation.json"        # evaluate
+    confusion: str = "confusion.png"
+    mistakes: str = "mistakes.png"
+    mcu: str = "mcu.json"                      # mcu
+    boards: str = "boards.json"                # boards
+
+    def under(self, folder: Path) -> "RunFiles":
+        """The same fields as Paths inside `folder`."""
+        return RunFiles(**{k: Path(folder) / v for k, v in dataclasses.asdict(self).items()})
+
+
+RUN_FILES = RunFiles()
+
+
+def read_json(path: Path, expect: type = dict):
+    """A JSON file's value, checked to be an `expect`; a missing, unreadable or truncated file is one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise TinyDigitsError(f"{path}: missing" if not path.exists() else f"{path}: not a file")
+    try:
+        value = json.loads(path.read_bytes())
+    except OSError as e:
+        raise TinyDigitsError(f"{path}: cannot read it ({e.strerror})") from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise TinyDigitsError(f"{path}: not valid JSON, truncated or damaged ({str(e).splitlines()[0][:80]})") from None
+    if not isinstance(value, expect):
+        raise TinyDigitsError(f"{path}: expected a JSON {expect.__name__}, got {type(value).__name__}")
+    return value
+
+
+def check_keras_archive(path: Path) -> None:
+    """Refuse a model.keras that is not a complete Keras archive, before Keras says 'File not found'."""
+    if not path.is_file():
+        raise TinyDigitsError(f"{path}: missing")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise TinyDigitsError(f"{path}: not a Keras model archive, truncated or damaged ({e})") from None
+    if damaged:
+        raise TinyDigitsError(f"{path}: damaged Keras archive ({damaged} fails its checksum)")
+    missing = [n for n in KERAS_ARCHIVE_FILES if n not in names]
+    if missing:
+        raise TinyDigitsError(f"{path}: not a Keras model archive (no {', '.join(missing)} inside)")
+
+
 class Run:
-    folder: Path
-    model: object
-    metrics: dict
+    """A run folder: its paths, and each artifact loaded once and validated."""
 
-    @property
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+        self.paths = RUN_FILES.under(self.folder)
+        if not self.folder.is_dir():
+            raise TinyDigitsError(f"{self.folder}: no such run folder" if not self.folder.exists()
+                                  else f"{self.folder}: is a file, not a run folder")
+        if not self.paths.model.exists():
+            raise TinyDigitsError(f"{self.folder}: not a run folder (no {RUN_FILES.model}; "
+                                  f"train one with `tinydigits train --out {self.folder}`)")
+        self._model = self._int8 = None
+
+    def __fspath__(self) -> str:
+        return str(self.folder)
+
+    # ------------------------------------------------------------------ what train wrote
+    def model(self):
+        """The Keras model (loaded once, not compiled)."""
+        if self._model is None:
+            check_keras_archive(self.paths.model)
+            import keras
+
+            try:
+                self._model = keras.saving.load_model(self.paths.model, compile=False)
+            except Exception as e:  # keras raises many types for a damaged archive
+                first = (str(e).strip().splitlines() or [""])[0][:160]
+                raise TinyDigitsError(f"{self.paths.model}: cannot load the model ({type(e).__name__}: {first})") from None
+        return self._model
+
+    @cached_property
+    def metrics(self) -> dict:
+        """metrics.json: test_accuracy, test_loss, params, train_seconds, recipe, dataset, versions."""
+        metrics = read_json(self.paths.metrics)
+        for key, kind in (("test_accuracy", (int, float)), ("recipe", dict)):
+            if not isinstance(metrics.get(key), kind):
+                raise TinyDigitsError(f"{self.paths.metrics}: no valid {key!r}")
+        return metrics
+
+    @cached_property
+    def history(self) -> dict[str, list[float]]:
+        """history.json: metric name -> one number per epoch."""
+        history = read_json(self.paths.history)
+        if not all(isinstance(v, list) and all(isinstance(x, (int, float)) for x in v) for v in history.values()):
+            raise TinyDigitsError(f"{self.paths.history}: expected lists of numbers per metric")
+        return history
+
+    @cached_property
     def recipe(self) -> Recipe:
-        return Recipe.from_dict(self.metrics.get("recipe", {}))
+        try:
+            return Recipe.from_dict(self.metrics["recipe"])
+        except (TinyDigitsError, TypeError) as e:
+            raise TinyDigitsError(f"{self.paths.metrics}: bad recipe ({e})") from None
+
+    def dataset(self, allow_download: bool = True):
+        """The dataset the run was trained on: by name, or the folder given with --data-dir."""
+        from .data import load_dataset
+
+        recorded = self.metrics.get("dataset") or {}
+        if recorded.get("data_dir"):
+            return load_dataset(recorded.get("name", "custom"), data_dir=Path(recorded["data_dir"]))
+        return load_dataset(self.recipe.dataset, allow_download=allow_download)
+
+    # ------------------------------------------------------------------ what convert wrote
+    @property
+    def converted(self) -> bool:
+        return self.paths.int8_model.is_file()
+
+    def int8_model(self) -> bytes:
+        """model_int8.tflite's bytes (checked to be a .tflite flatbuffer)."""
+        if self._int8 is None:
+            if not self.paths.int8_model.exists():
+                raise TinyDigitsError(f"{self.folder}: no {RUN_FILES.int8_model} (run `tinydigits convert {self.folder}` first)")
+            data = self.paths.int8_model.read_bytes()
+            if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
+                raise TinyDigitsError(f"{self.paths.int8_model}: not a .tflite model (truncated or damaged)")
+            self._int8 = data
+        return self._int8
+
+    def deploy_report(self) -> dict | None:
+        """deploy.json (the forms `convert` measured), or None before `convert` ran."""
+        if not self.paths.deploy.exists():
+            return None
+        report = read_json(self.paths.deploy)
+        if not isinstance(report.get("forms"), list) or not all(isinstance(f, dict) for f in report["forms"]):
+            raise TinyDigitsError(f"{self.paths.deploy}: no valid 'forms' list")
+        return report
+
+    def arena_bytes(self) -> int | None:
+        """The TFLM tensor arena `convert` measured, or None."""
+        forms = (self.deploy_report() or {"forms": []})["forms"]
+        arena = next((f["arena_bytes"] for f in forms if "arena_bytes" in f), None)
+        if arena is not None and not (isinstance(arena, int) and arena > 0):
+            raise TinyDigitsError(f"{self.paths.deploy}: arena_bytes must be a positive integer, got {arena!r}")
+        return arena
+
+    # ------------------------------------------------------------------ showing it
+    def _summary(self) -> str:
+        try:
+            facts = f"{self.recipe.name}, test accuracy {self.metrics['test_accuracy']:.4f}"
+        except TinyDigitsError as e:
+            facts = f"unreadable: {e}"
+        return facts + (", converted" if self.converted else "")
 
     def __repr__(self):
-        return f"Run('{self.folder}', {self.recipe.name}, test_accuracy={self.metrics.get('test_accuracy')})"
+        return f"Run('{self.folder}': {self._summary()})"
 
-
-def run_dataset(metrics: dict, allow_download: bool = True):
-    """The dataset a run was trained on: by name, or the folder given with --data-dir."""
-    from .data import load_dataset
-
-    recorded = metrics.get("dataset", {})
-    if recorded.get("data_dir"):
-        return load_dataset(recorded.get("name", "custom"), data_dir=Path(recorded["data_dir"]))
-    return load_dataset(metrics.get("recipe", {}).get("dataset", "mnist"), allow_download=allow_download)
-
-
-def read_metrics(folder: Path) -> dict:
-    path = Path(folder) / "metrics.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise TinyDigitsError(f"{path}: not valid JSON ({e})") from None
-
-
-def load_run(folder: Path) -> Run:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise TinyDigitsError(f"{folder}: no such run folder")
-    model_path = folder / "model.keras"
-    if not model_path.exists():
-        raise TinyDigitsError(f"{folder}: not a run folder (no model.keras; train one with `tinydigits train --out {folder}`)")
-    import keras
-
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except Exception as e:  # keras raises many types for a damaged archive
-        raise TinyDigitsError(f"{model_path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
-    return Run(folder, model, read_metrics(folder))
+    def _repr_html_(self):
+        files = [f"<code>{html.escape(p.name)}</code> {p.stat().st_size:,} B"
+                 for p in dataclasses.astuple(self.paths) if p.is_file() and p.name != MANIFEST]
+        return (f"<b>Run</b> <code>{html.escape(str(self.folder))}</code>: {html.escape(self._summary())}"
+                f"<br>{', '.join(files)}")

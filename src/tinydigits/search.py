@@ -122,15 +122,13 @@ def save_progress(out: Path, rows: list[dict], budget: Budget) -> None:
 
 
 def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: float = 10.0,
-           max_candidates: int | None = None, progress=print) -> list[dict]:
+           max_candidates: int | None = None, progress=print, command: str = "tinydigits search") -> list[dict]:
     """Try candidates until time or candidates run out; resumable from DIR/search.json."""
-    from .artifacts import write_bytes
+    from .artifacts import resumable_folder
     from .mcu import require_toolchain
-    from .train import save_run
 
     require_toolchain()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = resumable_folder(out, "search", command)
     rows = load_progress(out)
     done = {r["name"] for r in rows}
     todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
@@ -145,13 +143,19 @@ def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: floa
         previous = best(rows, budget)
         rows.append(row)
         if budget.fits(row) and (previous is None or best(rows, budget) is row):
-            save_run(result, out / "best", force=True)
-            write_bytes(out / "best" / "model_int8.tflite", int8)
+            save_best(result, int8, out, command)
         save_progress(out, rows, budget)
         progress(row_line(row, budget))
     if rows:
         save_progress(out, rows, budget)
     return rows
+
+
+def save_best(result, int8: bytes, out: Path, command: str) -> Path:
+    """DIR/best: the chosen candidate as a normal run folder, with its int8 model, written as train writes runs."""
+    from .train import save_run
+
+    return save_run(result, Path(out) / "best", force=True, int8_model=int8, command=command)
 
 
 def row_line(r: dict, budget: Budget) -> str:

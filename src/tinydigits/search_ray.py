@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from .model import Recipe
-from .search import Budget, best, candidates, evaluate_candidate, load_progress, row_line, save_progress
+from .search import Budget, best, candidates, evaluate_candidate, load_progress, row_line, save_best, save_progress
 
 ROW_KEYS = ("name", "recipe", "params", "flash_bytes", "ram_bytes", "instructions_per_inference",
             "validation_accuracy", "test_accuracy", "float_test_accuracy", "train_seconds", "qemu_agrees_with_litert")
@@ -29,17 +29,15 @@ def _trial(config: dict) -> dict:
 
 
 def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_candidates: int | None = None,
-                    progress=print, data_dir: Path | None = None) -> list[dict]:
+                    progress=print, data_dir: Path | None = None, command: str = "tinydigits search --engine ray") -> list[dict]:
     import ray
     from ray import tune
 
-    from .artifacts import write_bytes
+    from .artifacts import resumable_folder
     from .mcu import require_toolchain
-    from .train import save_run
 
     require_toolchain()
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = resumable_folder(Path(out).resolve(), "search", command)
     rows = load_progress(out)
     done = {r["name"] for r in rows}
     todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
@@ -65,6 +63,5 @@ def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_
     chosen = best(rows, budget)
     if chosen is not None and chosen["name"] in {r.name for r in todo}:
         row, result, int8 = evaluate_candidate(Recipe.from_dict(chosen["recipe"]), ds)
-        save_run(result, out / "best", force=True)
-        write_bytes(out / "best" / "model_int8.tflite", int8)
+        save_best(result, int8, out, command)
     return rows

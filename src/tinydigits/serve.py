@@ -4,7 +4,7 @@ The float model is the run's model.keras converted to a float32 .tflite in memor
 Keras, see `tinydigits convert`), run by LiteRT; the int8 model is RUN/model_int8.tflite when it
 exists. Inputs go through the same MNIST-style preprocessing as `tinydigits predict`.
 
-    app = create_app(Path("runs/lesson"))          # a FastAPI app; `tinydigits serve` runs it with uvicorn
+    app = create_app(Run("runs/lesson"))          # a FastAPI app; `tinydigits serve` runs it with uvicorn
 
 API: POST /api/predict (JSON {"pixels": [784 numbers]} or a multipart image file), GET /api/model,
 GET /api/health, GET /api/mistakes; OpenAPI at /api/openapi.json.
@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .errors import TinyDigitsError
+from .runs import Run
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a drawing is a few KB; a photo of a digit fits comfortably
 PIXELS = 784
@@ -30,18 +31,15 @@ PIXELS = 784
 class Models:
     """The float and int8 LiteRT interpreters of one run, behind a lock (interpreters are not thread-safe)."""
 
-    def __init__(self, run_folder: Path):
+    def __init__(self, run: Run):
         from .convert import LiteRT, to_tflite
-        from .runs import load_run
 
-        run = load_run(run_folder)
         self.run = run
-        self.engines = {"float": LiteRT(to_tflite(run.model))}
-        int8 = run.folder / "model_int8.tflite"
-        if int8.exists():
-            self.engines["int8"] = LiteRT(int8.read_bytes())
+        self.engines = {"float": LiteRT(to_tflite(run.model()))}
+        if run.converted:
+            self.engines["int8"] = LiteRT(run.int8_model())
         self.lock = threading.Lock()
-        self.facts = model_facts(run, int8.stat().st_size if int8.exists() else None)
+        self.facts = model_facts(run, len(run.int8_model()) if run.converted else None)
 
     def predict(self, digits: np.ndarray, model: str) -> np.ndarray:
         """(N, 28, 28) uint8 MNIST-like -> (N, 10) probabilities."""
@@ -49,10 +47,11 @@ class Models:
             return self.engines[model].predict(digits)
 
 
-def model_facts(run, int8_bytes: int | None) -> dict:
+def model_facts(run: Run, int8_bytes: int | None) -> dict:
+    model = run.model()
     layers = [{"type": type(layer).__name__, "units": getattr(layer, "units", None),
-               "activation": getattr(getattr(layer, "activation", None), "__name__", None)} for layer in run.model.layers]
-    return {"name": run.recipe.name, "layers": layers, "params": int(run.model.count_params()),
+               "activation": getattr(getattr(layer, "activation", None), "__name__", None)} for layer in model.layers]
+    return {"name": run.recipe.name, "layers": layers, "params": int(model.count_params()),
             "test_accuracy": run.metrics.get("test_accuracy"), "int8_bytes": int8_bytes,
             "recipe": run.recipe.to_dict(), "models": ["float"] + (["int8"] if int8_bytes else [])}
 
@@ -76,10 +75,10 @@ def pixels_from_json(body: dict) -> np.ndarray:
     return grid.reshape(28, 28)
 
 
-def create_app(run_folder: Path, models: Models | None = None) -> FastAPI:
+def create_app(run: Run, models: Models | None = None) -> FastAPI:
     from .preprocess import mnist_like, open_image, preprocess_pixels
 
-    models = models or Models(run_folder)
+    models = models or Models(run)
     static = Path(str(resources.files("tinydigits").joinpath("static")))
     app = FastAPI(title="tinydigits", version="0.1.0", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
@@ -193,10 +192,9 @@ async def _form(request, body: bytes):
 
 def _mistakes(models: Models) -> list[dict]:
     from .evaluate import confident_mistakes
-    from .runs import run_dataset
 
     try:
-        ds = run_dataset(models.run.metrics, allow_download=False)
+        ds = models.run.dataset(allow_download=False)
     except TinyDigitsError:
         return []  # the app still draws and predicts without the test set
     probs = models.predict(ds.x_test, "float")
@@ -209,10 +207,10 @@ def app_from_environment() -> FastAPI:
     """The app factory each uvicorn worker process calls; `serve` passes the run folder in the environment."""
     import os
 
-    return create_app(Path(os.environ["TINYDIGITS_SERVE_RUN"]))
+    return create_app(Run(os.environ["TINYDIGITS_SERVE_RUN"]))
 
 
-def serve(run_folder: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     import os
 
     import uvicorn
@@ -222,9 +220,9 @@ def serve(run_folder: Path, host: str = "127.0.0.1", port: int = 8000, workers: 
     if workers < 1:
         raise TinyDigitsError(f"--workers must be at least 1, got {workers}")
     if workers == 1:
-        uvicorn.run(create_app(run_folder), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(run), host=host, port=port, log_level="warning")
         return
-    Models(run_folder)  # fail here, with one clear error, rather than in every worker
-    os.environ["TINYDIGITS_SERVE_RUN"] = str(Path(run_folder).resolve())
+    Models(run)  # fail here, with one clear error, rather than in every worker
+    os.environ["TINYDIGITS_SERVE_RUN"] = str(run.folder.resolve())
     uvicorn.run("tinydigits.serve:app_from_environment", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")

@@ -1,6 +1,6 @@
 """Train a recipe and write a run folder.
 
-A run folder is what every later stage reads: `model.keras`, `history.json` (per-epoch lists of
+A run folder (see runs.py, which reads it back) is what every later stage reads: `model.keras`, `history.json` (per-epoch lists of
 loss, accuracy, val_loss, val_accuracy; "val" is the test set, as in the lesson, unless the recipe
 holds out a validation split), `metrics.json` (test accuracy and loss, parameters, training time,
 recipe, dataset, versions) and `curves.png` (the lesson's "model accuracy" and "model loss").
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import save_figure, staged_folder, write_json
+from .artifacts import save_figure, staged_folder, write_bytes, write_json
 from .data import Dataset, normalize
 from .model import Recipe, build_model, compile_model
 
@@ -86,16 +86,23 @@ def versions() -> dict:
             "backend": keras.backend.backend()}
 
 
-def save_run(result: TrainResult, run_dir: Path, force: bool = False) -> Path:
-    """Write the run folder atomically; an existing folder is replaced only with `force`."""
+def save_run(result: TrainResult, run_dir: Path, force: bool = False, int8_model: bytes | None = None,
+             command: str = "") -> Path:
+    """Write the run folder atomically (with `int8_model`, also its model_int8.tflite, as search's best/ does).
+
+    An existing folder is replaced only with `force`, and only if tinydigits wrote it.
+    """
     from .plots import training_curves
+    from .runs import RUN_FILES
 
     run_dir = Path(run_dir)
-    with staged_folder(run_dir, force) as tmp:
-        result.model.save(tmp / "model.keras")
-        write_json(tmp / "history.json", result.history)
-        write_json(tmp / "metrics.json", result.metrics)
-        save_figure(training_curves(result.history, title=result.recipe.name), tmp / "curves.png")
+    with staged_folder(run_dir, "run", command or "tinydigits.train.save_run", force) as tmp:
+        result.model.save(tmp / RUN_FILES.model)
+        write_json(tmp / RUN_FILES.history, result.history)
+        write_json(tmp / RUN_FILES.metrics, result.metrics)
+        save_figure(training_curves(result.history, title=result.recipe.name), tmp / RUN_FILES.curves)
+        if int8_model is not None:
+            write_bytes(tmp / RUN_FILES.int8_model, int8_model)
     return run_dir
 
 

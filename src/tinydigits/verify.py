@@ -5,40 +5,40 @@ on the chip). For each: size, test accuracy, agreement of the predicted digit wi
 per image, and for TFLM the minimum tensor arena. Also the test images whose digit flips
 between float and int8.
 
-    report = convert_run(Path("runs/lesson"))   # writes model_*.tflite, deploy.json, flips.png
+    report = convert_run(Run("runs/lesson"))   # adds model_*.tflite, deploy.json, flips.png
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from .artifacts import save_figure, write_bytes, write_json
+from .artifacts import preflight, save_figure, staged_folder, write_bytes, write_json
+from .codegen import op_names
 from .convert import CALIBRATION_IMAGES, TFLM, LiteRT, calibration_images, latency_us, to_tflite
 from .data import normalize
-from .codegen import op_names
-from .runs import load_run, run_dataset
+from .runs import RUN_FILES, Run
 
 
-
-def convert_run(folder: Path, calibration: int = CALIBRATION_IMAGES, tflm: bool = True) -> dict:
-    """Convert a run's model.keras to both .tflite forms, score every form, write deploy.json."""
-    run = load_run(folder)
-    ds = run_dataset(run.metrics)
-    float_bytes = to_tflite(run.model)
-    int8_bytes = to_tflite(run.model, calibration_images(ds.x_train, calibration))
-    write_bytes(run.folder / "model_float32.tflite", float_bytes)
-    write_bytes(run.folder / "model_int8.tflite", int8_bytes)
-    report = compare_forms(run.model, float_bytes, int8_bytes, ds.x_test, ds.y_test, tflm=tflm)
-    report["calibration_images"] = calibration
-    flips = report["flips"]
+def convert_run(run: Run, calibration: int = CALIBRATION_IMAGES, tflm: bool = True, command: str = "") -> dict:
+    """Convert a run's model.keras to both .tflite forms, score every form; add the four files as one set."""
     from .plots import image_gallery
 
-    save_figure(image_gallery(ds.x_test[[f["index"] for f in flips[:32]]],
-                              [f"#{f['index']}: {f['float']}->{f['int8']} (true {f['label']})" for f in flips[:32]],
-                              f"{len(flips)} test images whose digit flips from float to int8"),
-                run.folder / "flips.png")
-    write_json(run.folder / "deploy.json", report)
+    preflight(run.folder, resume="run")
+    ds = run.dataset()
+    model = run.model()
+    float_bytes = to_tflite(model)
+    int8_bytes = to_tflite(model, calibration_images(ds.x_train, calibration))
+    report = compare_forms(model, float_bytes, int8_bytes, ds.x_test, ds.y_test, tflm=tflm)
+    report["calibration_images"] = calibration
+    flips = report["flips"]
+    figure = image_gallery(ds.x_test[[f["index"] for f in flips[:32]]],
+                           [f"#{f['index']}: {f['float']}->{f['int8']} (true {f['label']})" for f in flips[:32]],
+                           f"{len(flips)} test images whose digit flips from float to int8")
+    with staged_folder(run.folder, "run", command, update=True) as tmp:
+        write_bytes(tmp / RUN_FILES.float_model, float_bytes)
+        write_bytes(tmp / RUN_FILES.int8_model, int8_bytes)
+        save_figure(figure, tmp / RUN_FILES.flips)
+        write_json(tmp / RUN_FILES.deploy, report)
     return report
 
 
