@@ -1,6 +1,7 @@
 """End-to-end: the CLI on the real MNIST, as a user runs it."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -20,7 +21,8 @@ def run_cli(capsys, *argv):
 def test_lesson_run_folder(lesson_run):
     names = {p.name for p in lesson_run.iterdir()}
     assert {"model.keras", "history.json", "metrics.json", "curves.png"} <= names
-    assert not [n for n in names if n.startswith(".")]  # no temp leftovers
+    assert [n for n in names if n.startswith(".")] == [".tinydigits.json"]  # the manifest, no temp leftovers
+    assert not [p for p in lesson_run.parent.iterdir() if p.name.startswith(".")]
     metrics = json.loads((lesson_run / "metrics.json").read_text())
     history = json.loads((lesson_run / "history.json").read_text())
     assert metrics["test_accuracy"] >= 0.90, metrics  # 3 of the lesson's 20 epochs already get there
@@ -122,10 +124,17 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, lesson_run, c
     assert not (tmp_path / "x").exists()
 
 
-def test_corrupt_model_file(tmp_path, capsys):
-    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04 truncated zip")
-    code, _, err = run_cli(capsys, "evaluate", tmp_path)
-    assert code == 2 and "model.keras: cannot load the model" in err
+def test_corrupt_model_file(tmp_path, lesson_run, capsys):
+    """Keras itself answers a damaged archive with a misleading 'File not found'."""
+    run = tmp_path / "run"
+    shutil.copytree(lesson_run, run)
+    whole = (run / "model.keras").read_bytes()
+    for damaged in (b"PK\x03\x04 truncated zip", whole[: len(whole) // 2], whole[:-200]):
+        (run / "model.keras").write_bytes(damaged)
+        for argv in (["evaluate", run], ["predict", run, "--index", "0"], ["convert", run]):
+            code, _, err = run_cli(capsys, *argv)
+            assert code == 2 and f"{run}/model.keras: not a Keras model archive" in err and "File not found" not in err, err
+            assert len(err.strip().splitlines()) == 1
 
 
 def test_real_process_exit_code_and_no_traceback(tmp_path):
@@ -150,3 +159,81 @@ def test_any_folder_of_idx_files_with_data_dir(mnist, tmp_path, capsys):
     assert code == 0 and "3,000 train / 500 test images" in out
     code, out, _ = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
     assert code == 0 and json.loads(out)["n"] == 500
+
+
+def _images(folder):
+    folder.mkdir()
+    for i in range(10):
+        Image.fromarray(np.full((28, 28), 25 * i, np.uint8)).save(folder / f"digit{i}.png")
+    return folder
+
+
+# (argv, what it says): every writing command refuses a destination it must not touch, before any work
+REFUSED = [
+    (["train", "--out", "{tmp}/my_images", "--force"], "my_images: not a folder tinydigits wrote"),
+    (["train", "--out", "{tmp}/a_file", "--force"], "a_file: is a file, not a folder tinydigits wrote"),
+    (["train", "--out", "/proc/x"], "/proc/x: cannot be written"),
+    (["train", "--out", "{tmp}/a_file/run"], "a_file is a file"),
+    (["train", "--out", ".", "--force"], ".: is the current folder or one above it"),
+    (["train", "--out", "{run}"], "already exists (use --force"),
+    (["export-c", "{run}", "--out", ".", "--force"], ".: is the current folder or one above it"),
+    (["export-c", "{run}", "--out", "..", "--force"], "..: is the current folder or one above it"),
+    (["export-c", "{run}", "--out", "{tmp}/my_images", "--force"], "my_images: not a folder tinydigits wrote"),
+    (["export-c", "{run}", "--out", "{tmp}/a_file", "--force"], "a_file: is a file"),
+    (["export-c", "{run}", "--out", "/proc/x"], "/proc/x: cannot be written"),
+    (["compare", "--variant", "hidden=8", "--out", "{tmp}/my_images", "--force"], "my_images: not a folder tinydigits wrote"),
+    (["compare", "--variant", "hidden=8", "--out", "/proc/x"], "/proc/x: cannot be written"),
+    (["search", "--flash-kb", "8", "--out", "{tmp}/my_images"], "my_images: exists and is not a search folder"),
+    (["search", "--flash-kb", "8", "--out", "{tmp}/a_file/s"], "a_file is a file"),
+]
+
+
+@pytest.mark.parametrize("argv, message", REFUSED)
+def test_a_destination_it_must_not_touch_is_refused_before_work(argv, message, tmp_path, lesson_run, capsys, monkeypatch):
+    import tinydigits.compare
+    import tinydigits.train
+
+    from test_runs import tree
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the work started before the destination was checked")
+
+    monkeypatch.setattr(tinydigits.train, "train", no_work)
+    monkeypatch.setattr(tinydigits.compare, "compare", no_work)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    _images(tmp_path / "my_images")
+    (tmp_path / "a_file").write_text("a user's notes\n")
+    before, run_before = tree(tmp_path), tree(lesson_run)
+    code, out, err = run_cli(capsys, *[a.format(tmp=tmp_path, run=lesson_run) for a in argv])
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1 and message in err, err
+    assert tree(tmp_path) == before and tree(lesson_run) == run_before  # untouched, nothing half-written
+
+
+def test_force_replaces_a_run_folder_even_one_from_before_manifests(tmp_path, lesson_run, capsys, monkeypatch):
+    import tinydigits.train
+    from tinydigits.artifacts import MANIFEST
+    from tinydigits.runs import Run
+    from tinydigits.train import TrainResult
+
+    run = Run(lesson_run)
+    result = TrainResult(run.model(), run.recipe, run.history, run.metrics)
+    monkeypatch.setattr(tinydigits.train, "train", lambda *a, **k: result)  # the saving is under test, not the training
+    old = tmp_path / "old"
+    shutil.copytree(lesson_run, old)
+    (old / MANIFEST).unlink()
+    (old / "notes.txt").write_text("written by hand into a run folder")
+    code, out, err = run_cli(capsys, "train", "--out", old, "--force", "--quiet")
+    assert code == 0 and err == "" and f"-> {old}" in out
+    assert not (old / "notes.txt").exists() and Run(old).metrics == run.metrics
+    assert json.loads((old / MANIFEST).read_text())["created_by"] == f"tinydigits train --out {old} --force --quiet"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+def test_cli_prints_the_files_it_wrote_from_the_run(lesson_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(lesson_run, run)
+    code, out, _ = run_cli(capsys, "evaluate", run)
+    assert code == 0 and f"wrote {run}/confusion.png, {run}/mistakes.png, {run}/evaluation.json" in out
+    assert json.loads((run / "evaluation.json").read_text())["n"] == 10000

@@ -177,11 +177,11 @@ def staged_folder(final: Path, kind: str, command: str = "", force: bool = False
     is complete. `update=True` starts from the files already in `final` (hard links), so a set of
     files is added to it all at once or not at all.
     """
-    final = Path(final)
     if update:
         preflight(final, resume=kind)
     else:
         preflight(final, force)
+    final = Path(os.path.abspath(final))  # "x/.." has no name to stage beside; its absolute form has
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
