@@ -181,6 +181,7 @@ REFUSED = [
     (["export-c", "{run}", "--out", "{tmp}/my_images", "--force"], "my_images: not a folder tinydigits wrote"),
     (["export-c", "{run}", "--out", "{tmp}/a_file", "--force"], "a_file: is a file"),
     (["export-c", "{run}", "--out", "/proc/x"], "/proc/x: cannot be written"),
+    (["export-c", "{run}", "--out", "{run}", "--force"], "holds the run"),
     (["compare", "--variant", "hidden=8", "--out", "{tmp}/my_images", "--force"], "my_images: not a folder tinydigits wrote"),
     (["compare", "--variant", "hidden=8", "--out", "/proc/x"], "/proc/x: cannot be written"),
     (["search", "--flash-kb", "8", "--out", "{tmp}/my_images"], "my_images: exists and is not a search folder"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from .artifacts import MANIFEST, preflight, staged_folder, write_text
 from .codegen import generated_banner, op_names, plan, write_standalone
 from .convert import minimum_arena
+from .errors import TinyDigitsError
 from .runs import Run
 
 TFLM_REGISTRATIONS = {"FULLY_CONNECTED": "AddFullyConnected", "RESHAPE": "AddReshape",
@@ -56,6 +57,8 @@ def export_c(run: Run, out: Path, command: str, force: bool = False) -> list[Pat
     """Write DIR/tflm/ and DIR/c/ from RUN/model_int8.tflite, atomically as a whole."""
     out = Path(out)
     preflight(out, force)
+    if out.resolve() == run.folder.resolve() or out.resolve() in run.folder.resolve().parents:
+        raise TinyDigitsError(f"{out}: holds the run {run.folder} that is being exported; choose another --out")
     model = run.int8_model()
     source = str(run.paths.int8_model)
     ops, io = plan(model)  # refuses ops the C generator does not know, before anything is written
