@@ -51,7 +51,8 @@ def test_search_measures_resumes_and_saves_a_usable_best_run(mnist, tmp_path, ca
 
     best = Run(out / "best")  # written by save_run, as train writes runs, with its int8 model
     assert manifest_kind(out) == "search" and manifest_kind(out / "best") == "run" and best.converted
-    assert best.recipe.name == json.loads((out / "search.json").read_text())["best"] and LiteRT(best.int8_model()).predict(mnist.x_test[:1]).shape == (1, 10)
+    assert best.recipe.name == json.loads((out / "search.json").read_text())["best"]
+    assert LiteRT(best.int8_model()).predict(mnist.x_test[:1]).shape == (1, 10)
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".tinydigits.json"]
     # the best run is a normal run folder: convert and export it; a pooled model's C still equals TFLM
     assert main(["convert", str(out / "best")]) == 0
