@@ -148,6 +148,17 @@ def cmd_export_c(args):
         print(f"{path}  ({path.stat().st_size:,} bytes)")
 
 
+def cmd_export_web(args):
+    from .web import export_web
+
+    command = f"tinydigits export-web {args.run} --out {args.out}"
+    files = export_web(Run(args.run), args.out, command, force=args.force)
+    for path in files:
+        print(f"{path}  ({path.stat().st_size:,} bytes)")
+    total = sum(path.stat().st_size for path in files)
+    print(f"{len(files)} files, {total / 1024:.0f} KB; try it: python -m http.server -d {args.out}")
+
+
 def cmd_mcu(args):
     from .mcu import format_report, run_on_mcu
 
@@ -271,6 +282,12 @@ def build_parser() -> Parser:
     p.add_argument("run", type=Path)
     p.add_argument("--out", type=Path, required=True, help="folder for tflm/ and c/")
     p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
+
+    p = command("export-web", cmd_export_web, "a static web site: draw a digit, the int8 C runs in the browser as WebAssembly",
+                ["tinydigits export-web runs/lesson --out site/", "python -m http.server -d site/   # then open http://localhost:8000/"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="folder for the site (index.html, tinydigits.wasm, ...)")
+    p.add_argument("--force", action="store_true", help="replace an existing folder")
 
     p = command("mcu", cmd_mcu, "build the standalone C for Cortex-M4 and run it in QEMU: flash, RAM, instructions",
                 ["tinydigits mcu runs/lesson", "tinydigits mcu runs/lesson --images 1000"])

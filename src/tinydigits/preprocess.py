@@ -4,6 +4,10 @@ MNIST's recipe (LeCun et al.): the ink's bounding box is scaled so its longer si
 keeping the aspect ratio, with anti-aliasing, and placed in a 28x28 frame so that its centre of
 mass sits at the centre. A model trained on MNIST only works on drawings prepared the same way.
 
+The scaling is Pillow's classic separable resampling (Lanczos to shrink, bicubic to enlarge; 22-bit
+fixed-point weights, horizontal pass then vertical) written out in `resample`, so that it does not
+change with the Pillow version and static/preprocess.js can repeat it byte for byte in the browser.
+
     digit = mnist_like(Image.open("seven.png"))    # (28, 28) uint8, ink bright on 0
 """
 from __future__ import annotations
@@ -82,10 +86,59 @@ def frame_ink(ink: np.ndarray) -> np.ndarray:
     crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = crop.shape
     scale = BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    box = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS if max(h, w) > BOX else Image.Resampling.BICUBIC), np.float32)
-    box = np.clip(box, 0, 255)
-    return centre_by_mass(box)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    box = resample((crop * 255).astype(np.uint8), size, lanczos if max(h, w) > BOX else bicubic)
+    return centre_by_mass(box.astype(np.float32))
+
+
+# ---- Pillow's resampling (libImaging/Resample.c, 8-bit images), written out ---------------------
+PRECISION_BITS = 22  # fixed-point fraction bits of the weights
+
+
+def lanczos(x: np.ndarray) -> np.ndarray:
+    """Lanczos-3 kernel (support 3)."""
+    return np.where((-3 <= x) & (x < 3), np.sinc(x) * np.sinc(x / 3), 0.0)
+
+
+def bicubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic kernel with a = -0.5 (support 2)."""
+    a, x = -0.5, np.abs(x)
+    return np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                    np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+
+
+SUPPORT = {lanczos: 3.0, bicubic: 2.0}
+
+
+def resample_weights(in_size: int, out_size: int, kernel) -> np.ndarray:
+    """(out_size, in_size) int64 fixed-point weights of one resampling pass."""
+    scale = in_size / out_size
+    filter_scale = max(scale, 1.0)
+    reach = SUPPORT[kernel] * filter_scale
+    weights = np.zeros((out_size, in_size), np.int64)
+    for o in range(out_size):
+        centre = (o + 0.5) * scale
+        lo = max(int(centre - reach + 0.5), 0)
+        hi = min(int(centre + reach + 0.5), in_size)
+        w = kernel((np.arange(lo, hi) - centre + 0.5) * (1.0 / filter_scale))
+        total = sum(w.tolist())  # left to right, as the C loop adds them
+        w = w / total if total != 0 else w
+        weights[o, lo:hi] = [int(v * (1 << PRECISION_BITS) + (0.5 if v >= 0 else -0.5)) for v in w.tolist()]
+    return weights
+
+
+def resample(image: np.ndarray, size: tuple[int, int], kernel) -> np.ndarray:
+    """(h, w) uint8 -> (rows, cols) uint8: a horizontal pass, then a vertical one, each only if needed."""
+    def apply(weights, pixels):  # integer sums, rounded, clipped to 0-255
+        acc = pixels.astype(np.int64) @ weights.T + (1 << (PRECISION_BITS - 1))
+        return np.clip(acc >> PRECISION_BITS, 0, 255).astype(np.uint8)
+
+    out = image
+    if size[1] != image.shape[1]:
+        out = apply(resample_weights(image.shape[1], size[1], kernel), out)
+    if size[0] != image.shape[0]:
+        out = apply(resample_weights(image.shape[0], size[0], kernel), out.T).T
+    return np.ascontiguousarray(out)
 
 
 def centre_by_mass(box: np.ndarray) -> np.ndarray:

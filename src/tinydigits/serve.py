@@ -3,6 +3,8 @@
 The float model is the run's model.keras converted to a float32 .tflite in memory (same answers as
 Keras, see `tinydigits convert`), run by LiteRT; the int8 model is RUN/model_int8.tflite when it
 exists. Inputs go through the same MNIST-style preprocessing as `tinydigits predict`.
+The page is the one `export-web` writes: it runs the int8 model in the browser as WebAssembly
+(tinydigits.wasm, built here with clang when it is installed) and the float model through the API.
 
     app = create_app(Run("runs/lesson"))          # a FastAPI app; `tinydigits serve` runs it with uvicorn
 
@@ -23,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .errors import TinyDigitsError
 from .runs import Run
+from .web import model_facts, served_files
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a drawing is a few KB; a photo of a digit fits comfortably
 PIXELS = 784
@@ -36,24 +39,16 @@ class Models:
 
         self.run = run
         self.engines = {"float": LiteRT(to_tflite(run.model()))}
-        if run.converted:
-            self.engines["int8"] = LiteRT(run.int8_model())
+        self.int8 = run.int8_model() if run.converted else None  # also compiled to the page's .wasm
+        if self.int8:
+            self.engines["int8"] = LiteRT(self.int8)
         self.lock = threading.Lock()
-        self.facts = model_facts(run, len(run.int8_model()) if run.converted else None)
+        self.facts = model_facts(run, self.int8)
 
     def predict(self, digits: np.ndarray, model: str) -> np.ndarray:
         """(N, 28, 28) uint8 MNIST-like -> (N, 10) probabilities."""
         with self.lock:
             return self.engines[model].predict(digits)
-
-
-def model_facts(run: Run, int8_bytes: int | None) -> dict:
-    model = run.model()
-    layers = [{"type": type(layer).__name__, "units": getattr(layer, "units", None),
-               "activation": getattr(getattr(layer, "activation", None), "__name__", None)} for layer in model.layers]
-    return {"name": run.recipe.name, "layers": layers, "params": int(model.count_params()),
-            "test_accuracy": run.metrics.get("test_accuracy"), "int8_bytes": int8_bytes,
-            "recipe": run.recipe.to_dict(), "models": ["float"] + (["int8"] if int8_bytes else [])}
 
 
 def pixels_from_json(body: dict) -> np.ndarray:
@@ -84,7 +79,9 @@ def create_app(run: Run, models: Models | None = None) -> FastAPI:
                   openapi_url="/api/openapi.json",
                   description="Draw a digit, watch the network think. Pixels: 784 numbers, row-major 28x28, "
                               "either 0-1 floats or 0-255 values, any polarity.")
-    mistakes = _mistakes(models)
+    dataset = _dataset(models)
+    mistakes = _mistakes(models, dataset)
+    page = served_files(models.run, models.int8, dataset)  # model.json, tinydigits.wasm, explore.json
 
     app.add_middleware(RefuseLargeBodies)
 
@@ -97,6 +94,13 @@ def create_app(run: Run, models: Models | None = None) -> FastAPI:
         return FileResponse(static / "index.html")
 
     app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/{name}", include_in_schema=False)
+    def page_file(name: str):
+        if name not in page:
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        kind = "application/wasm" if name.endswith(".wasm") else "application/json"
+        return Response(page[name], media_type=kind, headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/health")
     def health() -> dict:
@@ -190,13 +194,18 @@ async def _form(request, body: bytes):
         raise TinyDigitsError(f"malformed multipart body ({type(e).__name__})") from None
 
 
-def _mistakes(models: Models) -> list[dict]:
+def _dataset(models: Models):
+    try:
+        return models.run.dataset(allow_download=False)
+    except TinyDigitsError:
+        return None  # the app still draws and predicts without the test set
+
+
+def _mistakes(models: Models, ds) -> list[dict]:
     from .evaluate import confident_mistakes
 
-    try:
-        ds = models.run.dataset(allow_download=False)
-    except TinyDigitsError:
-        return []  # the app still draws and predicts without the test set
+    if ds is None:
+        return []
     probs = models.predict(ds.x_test, "float")
     return [{"index": int(i), "label": int(ds.y_test[i]), "digit": int(probs[i].argmax()),
              "probabilities": [round(float(p), 4) for p in probs[i]], "pixels": ds.x_test[i].ravel().tolist()}

@@ -1,15 +1,46 @@
-// tinydigits web app: draw on the canvas, POST it to /api/predict, show bars and what the model saw.
+// tinydigits page: draw or upload a digit and watch the probabilities.
+//
+// The int8 model runs here, in the browser, as WebAssembly (tinydigits.wasm: the C that runs on the
+// microcontroller); the drawing is preprocessed once, from the full-size canvas, by preprocess.js.
+// Under `tinydigits serve` the float model is also offered, through POST api/predict (the canvas
+// goes up as a PNG and is preprocessed once, on the server). model.json says what is there.
 "use strict";
 
-const canvas = document.getElementById("canvas");
-const ctx = canvas.getContext("2d");
-const modelChoice = document.getElementById("model-choice");
-let drawing = false, last = null, pending = false, dirty = false, blank = true;
+import { mnistLike } from "./preprocess.js";
+import { loadWasmModel } from "./model.js";
 
+const PAGE_SIZE = 24;           // explore cards per "More"
+const MAX_UPLOAD_PIXELS = 40e6;  // as preprocess.MAX_PIXELS
+const $ = (id) => document.getElementById(id);
+const canvas = $("canvas");
+const ctx = canvas.getContext("2d", { willReadFrequently: true });
+const modelChoice = $("model-choice");
+const tabs = [$("tab-draw"), $("tab-explore")];
+const state = {
+  facts: null, wasm: null,                             // model.json, the loaded .wasm
+  drawing: false, last: null, blank: true, upload: null,  // the drawing area
+  scheduled: false, pending: false, dirty: false,      // at most one prediction per frame / in flight
+  explore: null, shown: 0, loadingMore: false,         // the explore view
+};
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function fetchJson(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error((body && body.detail) || `${url}: HTTP ${response.status}`);
+  return body;
+}
+
+// ---- the drawing area ----------------------------------------------------------------------
 function resetCanvas() {
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  blank = true;
+  state.blank = true;
+  state.upload = null;
 }
 
 function point(event) {
@@ -18,55 +49,95 @@ function point(event) {
 }
 
 function stroke(to) {
+  if (state.upload) resetCanvas();  // drawing starts afresh over an uploaded picture
   ctx.strokeStyle = "#fff";
   ctx.lineWidth = 18;
   ctx.lineCap = ctx.lineJoin = "round";
   ctx.beginPath();
-  ctx.moveTo(...(last || to));
+  ctx.moveTo(...(state.last || to));
   ctx.lineTo(...to);
   ctx.stroke();
-  last = to;
-  blank = false;
+  state.last = to;
+  state.blank = false;
   requestPrediction();
 }
 
-canvas.addEventListener("pointerdown", (e) => { drawing = true; last = null; canvas.setPointerCapture(e.pointerId); stroke(point(e)); });
-canvas.addEventListener("pointermove", (e) => { if (drawing) stroke(point(e)); });
-["pointerup", "pointercancel"].forEach((t) => canvas.addEventListener(t, () => { drawing = false; last = null; requestPrediction(); }));
+canvas.addEventListener("pointerdown", (e) => {
+  state.drawing = true; state.last = null; canvas.setPointerCapture(e.pointerId); stroke(point(e));
+});
+canvas.addEventListener("pointermove", (e) => { if (state.drawing) stroke(point(e)); });
+["pointerup", "pointercancel"].forEach((t) => canvas.addEventListener(t, () => {
+  state.drawing = false; state.last = null; requestPrediction();
+}));
 
-// The drawing, downsampled to 28x28 by the browser: 784 values 0-255, light ink on black.
-function pixels() {
-  const small = document.createElement("canvas");
-  small.width = small.height = 28;
-  const s = small.getContext("2d");
-  s.drawImage(canvas, 0, 0, 28, 28);
-  const data = s.getImageData(0, 0, 28, 28).data;
-  return Array.from({ length: 784 }, (_, i) => data[4 * i]);
+async function uploadImage(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    if (bitmap.width * bitmap.height > MAX_UPLOAD_PIXELS) throw new Error(`too large (${bitmap.width}x${bitmap.height})`);
+    const full = document.createElement("canvas");
+    full.width = bitmap.width; full.height = bitmap.height;
+    const g = full.getContext("2d", { willReadFrequently: true });
+    g.drawImage(bitmap, 0, 0);
+    const seen = mnistLike(g.getImageData(0, 0, full.width, full.height));  // from the picture itself
+    resetCanvas();
+    const s = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
+    ctx.drawImage(bitmap, (canvas.width - bitmap.width * s) / 2, (canvas.height - bitmap.height * s) / 2,
+                  bitmap.width * s, bitmap.height * s);
+    state.upload = { file, seen };
+    state.blank = false;
+    showError("");
+    requestPrediction();
+  } catch (err) {
+    showError(`${file.name}: not a readable image (${err.message})`);
+  }
 }
 
-// At most one request in flight; the latest drawing is sent when it returns.
-async function requestPrediction() {
-  if (pending) { dirty = true; return; }
-  if (blank) return;
-  pending = true;
+// ---- predicting ------------------------------------------------------------------------------
+function requestPrediction() {
+  if (state.blank || !modelChoice.value) return;
+  if (modelChoice.value === "wasm") {
+    if (state.scheduled) return;
+    state.scheduled = true;
+    requestAnimationFrame(() => { state.scheduled = false; predictHere(); });
+  } else {
+    predictOnServer();
+  }
+}
+
+function predictHere() {
+  if (state.blank) return;
+  const seen = state.upload ? state.upload.seen : mnistLike(ctx.getImageData(0, 0, canvas.width, canvas.height));
+  show({ ...state.wasm.classify(seen), seen, model: "int8 .wasm, in this browser" });
+}
+
+function canvasPng() {
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+}
+
+async function predictOnServer() {
+  if (state.pending) { state.dirty = true; return; }
+  state.pending = true;
   try {
-    const response = await fetch("/api/predict", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ pixels: pixels(), model: modelChoice.value }),
-    });
-    if (response.ok) show(await response.json());
+    const body = new FormData();
+    body.append("file", state.upload ? state.upload.file : await canvasPng(), "drawing.png");
+    body.append("model", modelChoice.value);
+    const result = await fetchJson("api/predict", { method: "POST", body });
+    if (!state.blank) show({ ...result, model: `${result.model}, server` });
+    showError("");
+  } catch (err) {
+    showError(`prediction failed: ${err.message}`);
   } finally {
-    pending = false;
-    if (dirty) { dirty = false; requestPrediction(); }
+    state.pending = false;
+    if (state.dirty) { state.dirty = false; requestPrediction(); }
   }
 }
 
 function renderBars(container, probabilities) {
   const top = probabilities.indexOf(Math.max(...probabilities));
-  container.innerHTML = "";
+  container.replaceChildren();
   probabilities.forEach((p, d) => {
     const label = document.createElement("span"); label.textContent = d;
-    const bar = document.createElement("div"); bar.className = "bar" + (d === top ? " top" : "");
+    const bar = document.createElement("div"); bar.className = "bar" + (d === top && p > 0 ? " top" : "");
     bar.dataset.digit = d;
     const fill = document.createElement("div"); fill.style.width = (100 * p).toFixed(1) + "%"; bar.appendChild(fill);
     const value = document.createElement("span"); value.textContent = p.toFixed(3); value.className = "value";
@@ -84,65 +155,138 @@ function drawGrid(target, values) {
   c.drawImage(tmp, 0, 0, target.width, target.height);
 }
 
-function show(result) {
-  document.getElementById("digit").textContent = result.digit;
-  document.getElementById("confidence").textContent = (100 * result.probabilities[result.digit]).toFixed(1) + "% (" + result.model + ")";
-  renderBars(document.getElementById("bars"), result.probabilities);
-  drawGrid(document.getElementById("seen"), result.seen);
+function show({ digit, probabilities, seen, model }) {
+  $("digit").textContent = digit;
+  $("confidence").textContent = `${(100 * probabilities[digit]).toFixed(1)}% (${model})`;
+  renderBars($("bars"), probabilities);
+  drawGrid($("seen"), seen);
+  performance.mark("tinydigits-prediction");
 }
 
 function clearAll() {
   resetCanvas();
-  document.getElementById("digit").textContent = "?";
-  document.getElementById("confidence").textContent = "";
-  renderBars(document.getElementById("bars"), Array(10).fill(0));
-  drawGrid(document.getElementById("seen"), Array(784).fill(0));
+  $("digit").textContent = "?";
+  $("confidence").textContent = "";
+  renderBars($("bars"), Array(10).fill(0));
+  drawGrid($("seen"), Array(784).fill(0));
 }
 
-async function loadFacts() {
-  const facts = await (await fetch("/api/model")).json();
-  const layers = facts.layers.map((l) => l.type + (l.units ? `(${l.units}${l.activation ? ", " + l.activation : ""})` : "")).join(" &rarr; ");
+// ---- the model's facts and the model switch ----------------------------------------------------
+function paragraph(...parts) {  // strings become text, [string] becomes bold text: never HTML
+  const p = document.createElement("p");
+  parts.forEach((part) => {
+    if (Array.isArray(part)) { const b = document.createElement("b"); b.textContent = part[0]; p.append(b); } else p.append(part);
+  });
+  return p;
+}
+
+function renderFacts(facts) {
+  const layers = facts.layers.map((l) => l.type + (l.units ? `(${l.units}${l.activation ? ", " + l.activation : ""})` : "")).join(" → ");
   const pct = (x) => (x == null ? "n/a" : (100 * x).toFixed(2) + "%");
-  document.getElementById("facts").innerHTML =
-    `<h2>The model</h2><p><b>${facts.name}</b></p><p>${layers}</p>` +
-    `<p>${facts.params.toLocaleString()} parameters</p><p>test accuracy ${pct(facts.test_accuracy)}</p>` +
-    `<p>int8 size ${facts.int8_bytes ? facts.int8_bytes.toLocaleString() + " bytes" : "not converted yet"}</p>`;
-  if (facts.models.includes("int8")) {
-    const option = document.createElement("option"); option.value = "int8"; option.textContent = "int8"; modelChoice.appendChild(option);
+  const heading = document.createElement("h2"); heading.textContent = "The model";
+  $("facts").replaceChildren(heading, paragraph([facts.name]), paragraph(layers),
+    paragraph(`${facts.params.toLocaleString("en-US")} parameters`), paragraph(`test accuracy ${pct(facts.test_accuracy)}`),
+    paragraph(`int8 size ${facts.int8_bytes ? facts.int8_bytes.toLocaleString("en-US") + " bytes" : "not converted yet"}`),
+    paragraph(facts.wasm ? "The int8 model runs in this browser: the microcontroller's C, compiled to WebAssembly."
+                         : "The models run on the server."));
+}
+
+function fillModelChoice(facts) {
+  const options = [];
+  if (facts.wasm) options.push(["wasm", "int8 (WebAssembly, here)"]);
+  if (facts.api) {
+    options.push(["float", "float32 (server)"]);
+    if (facts.models.includes("int8") && !facts.wasm) options.push(["int8", "int8 (server)"]);
+  }
+  modelChoice.replaceChildren(...options.map(([value, text]) => {
+    const option = document.createElement("option"); option.value = value; option.textContent = text; return option;
+  }));
+}
+
+// ---- explore: test images the model gets wrong ---------------------------------------------------
+function card(m) {
+  const box = document.createElement("div"); box.className = "card";
+  const c = document.createElement("canvas"); c.width = c.height = 84; drawGrid(c, m.pixels);
+  const text = paragraph(`#${m.index}: true `, [String(m.label)], ", said ", [String(m.digit)],
+                         ` (${(100 * m.probabilities[m.digit]).toFixed(0)}%)`);
+  const bars = document.createElement("div"); bars.className = "bars small";
+  renderBars(bars, m.probabilities);
+  box.append(c, text, bars);
+  return box;
+}
+
+async function explorePage() {
+  if (!state.facts.explore) {  // no .wasm: the server's float model and its mistakes
+    const page = await fetchJson(`api/mistakes?offset=${state.shown}&limit=${PAGE_SIZE}`);
+    $("explore-intro").textContent = "Test images the float model (on the server) gets wrong, most confident first.";
+    return { items: page.items, total: page.total };
+  }
+  if (!state.explore) state.explore = await fetchJson("explore.json");
+  $("explore-intro").textContent = `Test images the int8 model gets wrong, most confident first, classified here by the .wasm (${state.explore.wrong} of ${state.explore.total.toLocaleString("en-US")} are wrong).`;
+  const items = state.explore.items.slice(state.shown, state.shown + PAGE_SIZE).map((m) => {
+    const pixels = Uint8Array.from(atob(m.pixels), (ch) => ch.charCodeAt(0));
+    return { ...m, pixels, ...state.wasm.classify(pixels) };
+  });
+  return { items, total: state.explore.items.length };
+}
+
+async function loadMore() {
+  if (state.loadingMore) return;  // a double click asks once
+  state.loadingMore = true;
+  $("more").disabled = true;
+  try {
+    const { items, total } = await explorePage();
+    $("gallery").append(...items.map(card));
+    state.shown += items.length;
+    $("mistake-count").textContent = `${state.shown} of ${total} shown.`;
+    $("more").hidden = state.shown >= total;
+  } catch (err) {
+    showError(`could not load the test images: ${err.message}`);
+  } finally {
+    state.loadingMore = false;
+    $("more").disabled = false;
   }
 }
 
-let offset = 0;
-async function loadMistakes() {
-  const page = await (await fetch(`/api/mistakes?offset=${offset}&limit=24`)).json();
-  document.getElementById("mistake-count").textContent = `${page.total} shown at most.`;
-  const gallery = document.getElementById("gallery");
-  page.items.forEach((m) => {
-    const card = document.createElement("div"); card.className = "card";
-    const c = document.createElement("canvas"); c.width = c.height = 84; drawGrid(c, m.pixels);
-    const text = document.createElement("div");
-    text.innerHTML = `#${m.index}: true <b>${m.label}</b>, said <b>${m.digit}</b> (${(100 * m.probabilities[m.digit]).toFixed(0)}%)`;
-    const bars = document.createElement("div"); bars.className = "bars"; bars.style.gridTemplateColumns = "1rem 5rem 3rem";
-    renderBars(bars, m.probabilities);
-    card.append(c, text, bars);
-    gallery.appendChild(card);
+// ---- tabs (click, or arrow keys when a tab has focus) ------------------------------------------
+function showTab(tab) {
+  tabs.forEach((t) => {
+    const on = t === tab;
+    t.setAttribute("aria-selected", String(on));
+    t.tabIndex = on ? 0 : -1;
+    $(t.getAttribute("aria-controls")).hidden = !on;
   });
-  offset += page.items.length;
-  document.getElementById("more").hidden = offset >= page.total;
+  if (tab.id === "tab-explore" && state.shown === 0 && state.facts) loadMore();
 }
 
-function showTab(name) {
-  document.getElementById("view-draw").hidden = name !== "draw";
-  document.getElementById("view-explore").hidden = name !== "explore";
-  document.getElementById("tab-draw").classList.toggle("active", name === "draw");
-  document.getElementById("tab-explore").classList.toggle("active", name === "explore");
-  if (name === "explore" && offset === 0) loadMistakes();
-}
+tabs.forEach((tab, i) => {
+  tab.addEventListener("click", () => showTab(tab));
+  tab.addEventListener("keydown", (e) => {
+    if (e.key !== "ArrowRight" && e.key !== "ArrowLeft") return;
+    const next = tabs[(i + (e.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+    next.focus();
+    showTab(next);
+  });
+});
 
-document.getElementById("clear").addEventListener("click", clearAll);
-document.getElementById("more").addEventListener("click", loadMistakes);
-document.getElementById("tab-draw").addEventListener("click", () => showTab("draw"));
-document.getElementById("tab-explore").addEventListener("click", () => showTab("explore"));
+$("clear").addEventListener("click", clearAll);
+$("upload").addEventListener("click", () => $("upload-file").click());
+$("upload-file").addEventListener("change", (e) => { if (e.target.files[0]) uploadImage(e.target.files[0]); e.target.value = ""; });
+$("more").addEventListener("click", loadMore);
 modelChoice.addEventListener("change", requestPrediction);
-clearAll();
-loadFacts();
+
+async function start() {
+  clearAll();
+  try {
+    state.facts = await fetchJson("model.json");
+    renderFacts(state.facts);
+    if (state.facts.wasm) state.wasm = await loadWasmModel(state.facts.wasm.file, state.facts.wasm);
+    fillModelChoice(state.facts);
+    performance.mark("tinydigits-ready");
+    document.body.dataset.ready = "true";
+    requestPrediction();
+  } catch (err) {
+    showError(`could not load the model: ${err.message}`);
+  }
+}
+start();
