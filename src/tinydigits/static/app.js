@@ -207,7 +207,8 @@ function fillModelChoice(facts) {
 function card(m) {
   const box = document.createElement("div"); box.className = "card";
   const c = document.createElement("canvas"); c.width = c.height = 84; drawGrid(c, m.pixels);
-  const text = paragraph(`#${m.index}: true `, [String(m.label)], ", said ", [String(m.digit)],
+  const name = (k) => String(m.names ? m.names[k] : k);  // class names (Fashion-MNIST), else the digit
+  const text = paragraph(`#${m.index}: true `, [name(m.label)], ", said ", [name(m.digit)],
                          ` (${(100 * m.probabilities[m.digit]).toFixed(0)}%)`);
   const bars = document.createElement("div"); bars.className = "bars small";
   renderBars(bars, m.probabilities);
@@ -225,7 +226,7 @@ async function explorePage() {
   $("explore-intro").textContent = `Test images the int8 model gets wrong, most confident first, classified here by the .wasm (${state.explore.wrong} of ${state.explore.total.toLocaleString("en-US")} are wrong).`;
   const items = state.explore.items.slice(state.shown, state.shown + PAGE_SIZE).map((m) => {
     const pixels = Uint8Array.from(atob(m.pixels), (ch) => ch.charCodeAt(0));
-    return { ...m, pixels, ...state.wasm.classify(pixels) };
+    return { ...m, pixels, names: state.explore.class_names, ...state.wasm.classify(pixels) };
   });
   return { items, total: state.explore.items.length };
 }
