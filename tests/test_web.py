@@ -127,11 +127,12 @@ def test_export_web_refuses_bad_runs_and_destinations(converted_run, site, tmp_p
 
 @pytest.fixture(scope="module")
 def static_server(site):
-    handler = functools.partial(QuietHandler, directory=str(site))
+    """Python's plain static server over the site's parent: the site lives under /site/, as on GitHub Pages' /REPO/."""
+    handler = functools.partial(QuietHandler, directory=str(site.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    yield f"http://127.0.0.1:{server.server_address[1]}/{site.name}/"
     server.shutdown()
     thread.join(10)
 
