@@ -148,3 +148,10 @@ def test_without_clang_the_page_runs_both_models_on_the_server(converted_run, mo
         page.wait_for_selector("#gallery .card")
         assert page.locator("#gallery .card").count() == 24 and "float model" in page.inner_text("#explore-intro")
         assert page.errors == []
+
+
+def test_once_loaded_the_int8_model_needs_no_server(page):
+    page.route("**/*", lambda route: route.abort())  # the server is gone
+    draw(page, [[(0.52, 0.15), (0.50, 0.85)]])
+    page.wait_for_function("document.getElementById('digit').textContent === '1'", timeout=10000)
+    assert ".wasm" in page.inner_text("#confidence") and page.is_hidden("#error")

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import ARTIFACTS
-from test_browser import CHROMIUM, draw, launch
+from test_browser import CHROMIUM, CHROMIUM_ARGS, draw, launch
 
 from tinydigits.cbuild import compile_host, run_batch
 from tinydigits.cli import main
@@ -163,6 +163,22 @@ def test_static_site_draws_and_predicts_in_the_browser(page):
     page.wait_for_function("document.getElementById('digit').textContent === '7'", timeout=10000)
     page.screenshot(path=str(ARTIFACTS / "web-seven.png"))
     assert page.errors == []
+
+
+@pytest.mark.browser
+def test_a_missing_wasm_is_said_on_the_page(static_server):
+    from playwright.sync_api import sync_playwright
+
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (./setup.sh installs it)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.route("**/tinydigits.wasm", lambda route: route.fulfill(status=404, body="not found"))
+        page.goto(static_server)
+        page.wait_for_selector("#error:not([hidden])")
+        assert "could not load the model: tinydigits.wasm: HTTP 404" in page.inner_text("#error")
+        browser.close()
 
 
 @pytest.mark.browser
