@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import tinydigits  # noqa: F401
-from tinydigits.cbuild import compile_host
+from tinydigits.targets.host import compile_host
 from tinydigits.convert import TFLM, LiteRT, latency_us
 from tinydigits.data import load_dataset
 from tinydigits.export import export_c

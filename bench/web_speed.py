@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 import tinydigits  # noqa: F401
-from tinydigits.cbuild import compile_host
+from tinydigits.targets.host import compile_host
 from tinydigits.convert import LiteRT
 from tinydigits.data import load_dataset
 from tinydigits.export import export_c

@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinydigits.cbuild import compile_host, run_batch
+from tinydigits.targets.host import compile_host, run_batch
 from tinydigits.cli import main
 from tinydigits.codegen import quantize_multiplier
 from tinydigits.convert import TFLM, LiteRT, _tflm_fits

@@ -29,7 +29,7 @@ def test_pareto_front():
 
 @needs_toolchain
 def test_search_measures_resumes_and_saves_a_usable_best_run(mnist, tmp_path, capsys):
-    from tinydigits.cbuild import compile_host, run_batch
+    from tinydigits.targets.host import compile_host, run_batch
     from tinydigits.cli import main
     from tinydigits.convert import TFLM, LiteRT
 

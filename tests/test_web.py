@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import ARTIFACTS
 from test_browser import CHROMIUM, CHROMIUM_ARGS, draw, launch
 
-from tinydigits.cbuild import compile_host, run_batch
+from tinydigits.targets.host import compile_host, run_batch
 from tinydigits.cli import main
 from tinydigits.convert import TFLM, LiteRT
 from tinydigits.errors import TinyDigitsError

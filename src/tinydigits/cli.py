@@ -159,6 +159,16 @@ def cmd_export_web(args):
     print(f"{len(files)} files, {total / 1024:.0f} KB; try it: python -m http.server -d {args.out}")
 
 
+def cmd_export_arduino(args):
+    from .export import ARDUINO_EXAMPLE, export_arduino
+
+    command = f"tinydigits export-arduino {args.run} --out {args.out}"
+    for path in export_arduino(Run(args.run), args.out, command, force=args.force):
+        print(f"{path}  ({path.stat().st_size:,} bytes)")
+    print(f"an Arduino library: copy {args.out} into your Arduino libraries folder (or Sketch > Include Library > "
+          f"Add .ZIP Library), then File > Examples > TinyDigits > {ARDUINO_EXAMPLE}")
+
+
 def cmd_mcu(args):
     from .mcu import format_report, run_on_mcu
 
@@ -166,6 +176,20 @@ def cmd_mcu(args):
     report = run_on_mcu(run, args.images, args.command_line)
     print(format_report(report))
     print(f"wrote {run.paths.mcu}")
+
+
+def cmd_boards(args):
+    from .boards import format_boards, measure_boards
+
+    run = Run(args.run)
+    report = measure_boards(run, args.board, args.images, args.command_line)
+    if not any(r["built"] for r in report["boards"]):
+        raise TinyDigitsError("no board could be built: " + "; ".join(f"{r['key']}: {r['problem']}" for r in report["boards"]))
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(format_boards(report))
+    print(f"wrote {run.paths.boards} and {run.paths.firmware}/<board>/")
 
 
 def cmd_compare(args):
@@ -289,10 +313,29 @@ def build_parser() -> Parser:
     p.add_argument("--out", type=Path, required=True, help="folder for the site (index.html, tinydigits.wasm, ...)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
 
+    p = command("export-arduino", cmd_export_arduino, "the int8 model as an Arduino library with an example sketch "
+                "(Uno, Mega, Nano 33 BLE Sense, ...): digits in over Serial, digit and probabilities out",
+                ["tinydigits export-arduino runs/lesson --out ~/Arduino/libraries/TinyDigits"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="the library folder to write")
+    p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
+
     p = command("mcu", cmd_mcu, "build the standalone C for Cortex-M4 and run it in QEMU: flash, RAM, instructions",
                 ["tinydigits mcu runs/lesson", "tinydigits mcu runs/lesson --images 1000"])
     p.add_argument("run", type=Path)
     p.add_argument("--images", type=int, default=300, help="test images to run on the emulated chip")
+
+    from .targets import BOARDS
+
+    p = command("boards", cmd_boards, "build the model for real boards (Uno, Mega, micro:bit, Pico, Nano 33 BLE, ...) and "
+                "run it in their emulators: flash, RAM, fits, latency, same answers as the host",
+                ["tinydigits boards runs/lesson", "tinydigits boards runs/lesson --board uno --board pico --images 300",
+                 "tinydigits boards runs/lesson --json"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--board", action="append", metavar="NAME",
+                   help=f"a board (repeatable; default all): {', '.join(b.key for b in BOARDS)}")
+    p.add_argument("--images", type=int, default=100, help="test images to run on each emulated chip (default 100)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     from .compare import PRESETS
 

@@ -164,7 +164,8 @@ def c_array(ctype: str, name: str, values, per_line: int = 16) -> str:
     else:
         values = [int(v) for v in np.asarray(values).ravel()]
     rows = [", ".join(str(v) for v in values[i:i + per_line]) for i in range(0, len(values), per_line)]
-    return f"static const {ctype} {c_identifier(name)}[{len(values)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
+    return (f"static const {ctype} {c_identifier(name)}[{len(values)}] TINYDIGITS_FLASH = {{\n    "
+            + ",\n    ".join(rows) + "\n};\n")
 
 
 def generated_banner(source: str, command: str, comment: str = "c") -> str:
@@ -189,9 +190,17 @@ def model_header(io: dict, banner: str) -> str:
 #define TINYDIGITS_OUTPUT_SCALE {float(out_s[0]):.9g}f
 #define TINYDIGITS_OUTPUT_ZERO_POINT ({int(out_z[0])})
 
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
 /* Runs the int8 model on one image: input[784] int8, fills output[10] int8; returns the argmax.
    Reentrant: no heap, no global mutable state; uses a few hundred bytes of stack. */
 int tinydigits_predict(const int8_t *input, int8_t *output);
+
+#ifdef __cplusplus
+}}
+#endif
 
 #endif
 """
@@ -243,9 +252,9 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
 #define TINYDIGITS_MATCH_LITERT 0
 #endif
 {used}
+{kernels}
 /* ---- the model: int8 weights, int32 biases, per-layer requantization constants -------------- */
 {"".join(consts)}
-{kernels}
 int tinydigits_predict(const int8_t *input, int8_t *output) {{
     int8_t buf0[{buffer}], buf1[{buffer}];  /* activations ping-pong between two stack buffers */
     (void)buf0; (void)buf1;

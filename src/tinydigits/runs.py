@@ -47,6 +47,7 @@ class RunFiles:
     mistakes: str = "mistakes.png"
     mcu: str = "mcu.json"                      # mcu
     boards: str = "boards.json"                # boards
+    firmware: str = "firmware"                 # mcu, boards: a folder, firmware/<board>/ (ELF, .hex/.bin, map)
 
     def under(self, folder: Path) -> "RunFiles":
         """The same fields as Paths inside `folder`."""

@@ -26,6 +26,7 @@ WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 SECOND_WIDTHS = (8, 16, 32, 64)
 VALIDATION_SPLIT = 1 / 6  # the last 10,000 training images choose the model; the test set only reports
 QEMU_IMAGES = 20          # images run on the emulated chip per candidate (stack depth and a sanity check)
+MEASURED_ON = "nano33ble"  # the Cortex-M4 board (targets.BOARDS) whose build (-Os) is measured
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0) -> tuple[dict, obje
     """Train, convert, generate C, build for Cortex-M4, run in QEMU: the candidate's row, model and int8 bytes."""
     from .codegen import write_standalone
     from .convert import LiteRT, calibration_images, to_tflite
-    from .mcu import build, run_qemu
+    from .targets import arm, find
     from .train import split_train, train
 
     result = train(recipe, ds, verbose=verbose)
@@ -69,13 +70,13 @@ def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0) -> tuple[dict, obje
     with tempfile.TemporaryDirectory() as tmp:
         c_dir = Path(tmp) / "c"
         write_standalone(int8, c_dir, recipe.name, "tinydigits search")
-        b = build(c_dir, Path(tmp), "size")
+        firmware = arm.build(c_dir, find(MEASURED_ON), Path(tmp) / "firmware")
         q = lite.prepare(x_val[:QEMU_IMAGES])
-        outputs, figures = run_qemu(Path(tmp) / b["elf"], q.reshape(len(q), -1), Path(tmp))
+        outputs, figures = arm.run(firmware, q)
     row = {
         "name": recipe.name, "recipe": recipe.to_dict(), "params": result.metrics["params"],
-        "flash_bytes": b["flash_bytes"],
-        "ram_bytes": b["model_sections"]["data"] + b["model_sections"]["bss"] + figures["stack_bytes"],
+        "flash_bytes": firmware.flash_bytes,
+        "ram_bytes": firmware.static_ram_bytes + figures["stack_bytes"],
         "instructions_per_inference": figures["instructions_per_inference"],
         "validation_accuracy": val_accuracy, "test_accuracy": test_accuracy,
         "float_test_accuracy": result.metrics["test_accuracy"], "train_seconds": result.metrics["train_seconds"],
@@ -125,9 +126,9 @@ def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: floa
            max_candidates: int | None = None, progress=print, command: str = "tinydigits search") -> list[dict]:
     """Try candidates until time or candidates run out; resumable from DIR/search.json."""
     from .artifacts import resumable_folder
-    from .mcu import require_toolchain
+    from .targets import arm
 
-    require_toolchain()
+    arm.require()
     out = resumable_folder(out, "search", command)
     rows = load_progress(out)
     done = {r["name"] for r in rows}

@@ -34,9 +34,9 @@ def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_
     from ray import tune
 
     from .artifacts import resumable_folder
-    from .mcu import require_toolchain
+    from .targets import arm
 
-    require_toolchain()
+    arm.require()
     out = resumable_folder(Path(out).resolve(), "search", command)
     rows = load_progress(out)
     done = {r["name"] for r in rows}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cbuild import STRICT
+from .host import STRICT
 from ..errors import TinyDigitsError
 from ..model import NUM_CLASSES
 

@@ -1,0 +1,182 @@
+"""The generated C on the boards: each toolchain, each emulator, against TFLM; the boards table; the Arduino sketch."""
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinydigits.cli import main
+from tinydigits.codegen import write_standalone
+from tinydigits.convert import TFLM, LiteRT
+from tinydigits.errors import TinyDigitsError
+from tinydigits.targets import BOARDS, family, find, missing_packages, run_tool
+from tinydigits.targets import arduino, avr
+from tinydigits.targets.host import compile_host, run_batch
+
+TEST_IMAGES, RANDOM_INPUTS = 100, 100
+
+
+def toolchain_of(board):
+    tools = family(board)
+    return pytest.mark.skipif(bool(missing_packages(tools.TOOLS, tools.HEADERS)),
+                              reason=f"{board.toolchain} toolchain not installed")
+
+
+EVERY_BOARD = [pytest.param(b, id=b.key, marks=toolchain_of(b)) for b in BOARDS]
+
+
+@pytest.fixture(scope="module")
+def pooled_run(mnist, tmp_path_factory):
+    """A search-style model: 28x28 average-pooled to 14x14 inside the model, one hidden layer."""
+    from tinydigits.convert import to_tflite
+    from tinydigits.model import Recipe
+    from tinydigits.train import save_run, train
+
+    small = type(mnist)(mnist.name, mnist.x_train[:6000], mnist.y_train[:6000], mnist.x_test[:1000],
+                        mnist.y_test[:1000], mnist.folder)
+    result = train(Recipe(input_size=14, hidden=(24,), epochs=1), small, verbose=0)
+    return save_run(result, tmp_path_factory.mktemp("runs") / "pooled", int8_model=to_tflite(result.model, mnist.x_train[:300]))
+
+
+@pytest.fixture(scope="module", params=["lesson", "pooled"])
+def model_and_reference(request, mnist, tmp_path_factory):
+    """A model's C, and what it must give: TFLM's outputs on test images and random int8 inputs."""
+    run = request.getfixturevalue({"lesson": "converted_run", "pooled": "pooled_run"}[request.param])
+    int8 = (run / "model_int8.tflite").read_bytes()
+    test_q = LiteRT(int8).prepare(mnist.x_test[:TEST_IMAGES])
+    random_q = np.random.default_rng(1).integers(-128, 128, (RANDOM_INPUTS, 28, 28), dtype=np.int8)
+    inputs = np.concatenate([test_q, random_q])
+    c_dir = tmp_path_factory.mktemp(request.param) / "c"
+    write_standalone(int8, c_dir, request.param, "test")
+    return c_dir, inputs.reshape(len(inputs), -1), TFLM(int8).run(inputs)
+
+
+@pytest.mark.parametrize("board", EVERY_BOARD)
+def test_every_board_is_byte_identical_to_tflm(board, model_and_reference, tmp_path):
+    c_dir, inputs, tflm = model_and_reference
+    tools = family(board)
+    firmware = tools.build(c_dir, board, tmp_path / board.key)
+    outputs, figures = tools.run(firmware, inputs)
+    assert np.array_equal(outputs, tflm), f"{board.name}: {(outputs != tflm).any(axis=1).sum()} inputs differ from TFLM"
+    assert figures["images"] == len(inputs) and 0 < figures["stack_bytes"] < 1024
+
+
+@pytest.mark.skipif(bool(missing_packages(avr.TOOLS, avr.HEADERS)), reason="avr toolchain not installed")
+def test_uno_built_for_size_is_byte_identical_too(model_and_reference, tmp_path):
+    """-Os, as the Arduino IDE builds: avr-gcc then multiplies through a library routine; same bytes."""
+    c_dir, inputs, tflm = model_and_reference
+    firmware = avr.build(c_dir, find("uno"), tmp_path, optimization="-Os")
+    assert np.array_equal(avr.run(firmware, inputs[::2])[0], tflm[::2])  # half of each kind: 3x the cycles here
+
+
+def elf_sections(path: Path) -> dict:
+    """name -> (size, flags) of every section, read by binutils' readelf (independent of the size tools)."""
+    out = subprocess.run(["readelf", "-S", "-W", str(path)], capture_output=True, text=True, check=True).stdout
+    rows = re.findall(r"\]\s+(\.\S+)\s+(\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s+[0-9a-f]+\s+([A-Z]*)", out)
+    return {name: (int(size, 16), flags) for name, kind, size, flags in rows if "A" in flags}
+
+
+@pytest.mark.skipif(bool(missing_packages(avr.TOOLS, avr.HEADERS)), reason="avr toolchain not installed")
+def test_boards_table_agrees_with_the_elf(converted_run, capsys, monkeypatch):
+    monkeypatch.chdir(converted_run.parent)  # a relative run folder, as a user types it
+    code = main(["boards", converted_run.name, "--board", "uno", "--board", "microbit", "--board", "nano33ble",
+                 "--images", "30"])
+    out = capsys.readouterr().out
+    assert code == 0 and "cycles)" in out and "instr.)" in out and ">=" in out
+    report = json.loads((converted_run / "boards.json").read_text())
+    assert [r["key"] for r in report["boards"]] == ["uno", "microbit", "nano33ble"]
+    assert (converted_run / ".tinydigits.json").exists() and not list(converted_run.parent.glob(".*partial"))
+    for r in report["boards"]:
+        folder = converted_run.parent / r["firmware"]
+        assert folder == converted_run / "firmware" / r["key"]
+        assert r["built"] and r["matches_host"] == r["images"] == 30 and r["status"] == "PASS", r
+        assert (folder / "firmware.elf").exists() and (folder / "firmware.map").exists()
+        assert (folder / ("firmware.hex" if r["core"] == "avr" else "firmware.bin")).exists()
+        model = elf_sections(folder / "model.o")
+        assert r["flash_bytes"] == sum(size for name, (size, flags) in model.items() if name != ".bss")
+        ram_sections = (".data", ".bss", ".rodata") if r["core"] == "avr" else (".data", ".bss")
+        static = sum(size for name, (size, _) in model.items() if name.startswith(ram_sections))
+        assert r["ram_bytes"] == static + r["stack_bytes"] + 784 + 10
+        assert r["fits"] == (r["flash_bytes"] <= r["chip_flash_bytes"] and r["ram_bytes"] <= r["chip_ram_bytes"])
+        whole = elf_sections(folder / "firmware.elf")
+        assert whole[".text"][0] >= r["flash_bytes"] - model.get(".data", (0,))[0]  # the model is in the image
+    uno = report["boards"][0]
+    model = elf_sections(converted_run / "firmware" / "uno" / "model.o")
+    in_sections = lambda prefix: sum(size for name, (size, _) in model.items() if name.startswith(prefix))  # noqa: E731
+    assert in_sections(".progmem") >= 784 * 20 + 20 * 10  # every weight in flash ...
+    assert in_sections(".rodata") == in_sections(".data") == 0  # ... none copied into the Uno's 2 KB of SRAM
+    assert elf_sections(converted_run / "firmware" / "uno" / "firmware.elf").get(".data", (0,))[0] < 64
+    assert uno["latency_ms"] == pytest.approx(uno["cycles_per_inference"] / 16_000)
+    assert 100_000 < uno["cycles_per_inference"] < 2_000_000 and 15_680 < report["boards"][2]["instructions_per_inference"]
+
+
+def test_a_model_too_big_for_a_board_is_a_fail_row(converted_run, capsys, monkeypatch):
+    import tinydigits.targets
+
+    tiny = dataclasses.replace(find("microbit"), key="tiny", name="a tiny board", flash_bytes=8 * 1024, ram_bytes=512)
+    monkeypatch.setattr(tinydigits.targets, "BOARDS", (*BOARDS, tiny))
+    code = main(["boards", str(converted_run), "--board", "tiny", "--images", "5"])
+    out = capsys.readouterr().out
+    row = json.loads((converted_run / "boards.json").read_text())["boards"][0]
+    assert code == 0 and row["status"] == "FAIL" and row["matches_host"] == 5
+    assert row["verdict"] == f"FAIL (flash {row['flash_bytes']:,} B > 8,192 B, RAM {row['ram_bytes']:,} B > 512 B)"
+    assert row["verdict"] in out
+
+
+def test_boards_bad_requests(converted_run, capsys, monkeypatch):
+    code = main(["boards", str(converted_run), "--board", "arduino-uno"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown board 'arduino-uno' (known: uno, mega2560, microbit" in err and len(err.splitlines()) == 1
+    code = main(["mcu", str(converted_run), "--images", "20000"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "error: --images must be between 1 and 10,000 (the test set), got 20,000\n"
+    monkeypatch.setattr(avr, "TOOLS", {**avr.TOOLS, "avr-gcc-not-installed-here": "gcc-avr"})
+    code = main(["boards", str(converted_run), "--board", "uno", "--board", "microbit", "--board", "uno", "--images", "5",
+                 "--json"])
+    uno, microbit = json.loads(capsys.readouterr().out)["boards"]
+    assert code == 0 and uno["status"] == "NO TOOLCHAIN" and not uno["built"] and microbit["matches_host"] == 5
+    assert uno["problem"] == "avr-gcc-not-installed-here not found: install it with `apt-get install gcc-avr`"
+    code = main(["boards", str(converted_run), "--board", "uno"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: no board could be built: uno: avr-gcc-not-installed-here not found: "
+                                        "install it with `apt-get install gcc-avr`") and len(err.splitlines()) == 1
+
+
+def test_tool_failures_are_one_line_errors(tmp_path):
+    with pytest.raises(TinyDigitsError, match=r"^false failed \(exit status 1\)$"):  # no output at all
+        run_tool(["false"], tmp_path)
+    with pytest.raises(TinyDigitsError, match=r"did not finish within 0.5 s"):
+        run_tool([sys.executable, "-c", "import time; time.sleep(10)"], tmp_path, timeout=0.5)
+    with pytest.raises(TinyDigitsError, match="no-such-compiler not found"):
+        run_tool(["no-such-compiler"], tmp_path)
+    (tmp_path / "bad.c").write_text("int main(void) { return x; }\n")
+    with pytest.raises(TinyDigitsError, match=r"^cc failed \(exit status 1\): bad.c:1:\d+: error: .x. undeclared"):
+        run_tool(["cc", "-c", tmp_path / "bad.c"], tmp_path)
+
+
+@pytest.mark.skipif(bool(missing_packages({**arduino.TOOLS, **avr.TOOLS}, {**arduino.HEADERS, **avr.HEADERS})),
+                    reason="arduino-builder / arduino-core-avr / simavr not installed")
+def test_arduino_sketch_builds_with_arduino_builder_and_answers_as_the_host(converted_run, mnist, tmp_path, capsys):
+    library = tmp_path / "libraries" / "TinyDigits"
+    assert main(["export-arduino", str(converted_run), "--out", str(library)]) == 0
+    assert "File > Examples > TinyDigits > ClassifySerial" in capsys.readouterr().out
+    assert main(["export-arduino", str(converted_run), "--out", str(library)]) == 2  # no silent overwrite
+    assert "already exists" in capsys.readouterr().err
+    assert "name=TinyDigits" in (library / "library.properties").read_text()
+    sketch = library / "examples" / "ClassifySerial" / "ClassifySerial.ino"
+    hex_file = arduino.build_sketch(sketch, find("uno"), tmp_path / "build", libraries=[library.parent])
+
+    images = np.concatenate([mnist.x_test[:3], np.random.default_rng(2).integers(0, 256, (1, 28, 28), dtype=np.uint8)])
+    printed = avr.run_sketch(hex_file, find("uno"), images.tobytes(), chunk=784, lines=1 + len(images)).splitlines()
+    int8 = (converted_run / "model_int8.tflite").read_bytes()
+    write_standalone(int8, tmp_path / "c", "test", "test")
+    host = run_batch(compile_host(tmp_path / "c"), LiteRT(int8).prepare(np.concatenate([mnist.x_test[:1], images])))
+    assert printed[0].startswith(f"test digit (a {mnist.y_test[0]}): digit {host[0].argmax()} ")
+    for line, expected in zip(printed, host):
+        digit, probabilities = re.search(r"digit (\d) probabilities((?: \d\.\d{4}){10})$", line).groups()
+        sketch_bytes = np.round(np.array(probabilities.split(), float) * 256).astype(int) - 128  # scale 1/256, zp -128
+        assert int(digit) == expected.argmax() and np.array_equal(sketch_bytes, expected), line
