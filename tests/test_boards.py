@@ -160,7 +160,8 @@ def test_tool_failures_are_one_line_errors(tmp_path):
 
 @pytest.mark.skipif(bool(missing_packages({**arduino.TOOLS, **avr.TOOLS}, {**arduino.HEADERS, **avr.HEADERS})),
                     reason="arduino-builder / arduino-core-avr / simavr not installed")
-def test_arduino_sketch_builds_with_arduino_builder_and_answers_as_the_host(converted_run, mnist, tmp_path, capsys):
+@pytest.mark.parametrize("key", ["uno", "mega2560"])
+def test_arduino_sketch_builds_with_arduino_builder_and_answers_as_the_host(key, converted_run, mnist, tmp_path, capsys):
     library = tmp_path / "libraries" / "TinyDigits"
     assert main(["export-arduino", str(converted_run), "--out", str(library)]) == 0
     assert "File > Examples > TinyDigits > ClassifySerial" in capsys.readouterr().out
@@ -168,10 +169,10 @@ def test_arduino_sketch_builds_with_arduino_builder_and_answers_as_the_host(conv
     assert "already exists" in capsys.readouterr().err
     assert "name=TinyDigits" in (library / "library.properties").read_text()
     sketch = library / "examples" / "ClassifySerial" / "ClassifySerial.ino"
-    hex_file = arduino.build_sketch(sketch, find("uno"), tmp_path / "build", libraries=[library.parent])
+    hex_file = arduino.build_sketch(sketch, find(key), tmp_path / "build", libraries=[library.parent])
 
     images = np.concatenate([mnist.x_test[:3], np.random.default_rng(2).integers(0, 256, (1, 28, 28), dtype=np.uint8)])
-    printed = avr.run_sketch(hex_file, find("uno"), images.tobytes(), chunk=784, lines=1 + len(images)).splitlines()
+    printed = avr.run_sketch(hex_file, find(key), images.tobytes(), chunk=784, lines=1 + len(images)).splitlines()
     int8 = (converted_run / "model_int8.tflite").read_bytes()
     write_standalone(int8, tmp_path / "c", "test", "test")
     host = run_batch(compile_host(tmp_path / "c"), LiteRT(int8).prepare(np.concatenate([mnist.x_test[:1], images])))
