@@ -1,7 +1,8 @@
 """tinydigits: from the first TinyML lesson to a digit classifier on a microcontroller.
 
 Stages, one module each: data -> model -> train -> evaluate/predict -> convert -> codegen -> targets
-(the boards: host, arm, avr, arduino) -> boards/mcu, and on top of them compare, search and serve. The CLI (`tinydigits ...`) is a thin layer over them.
+(the boards: host, arm, avr, arduino) -> boards/mcu, and on top of them compare, search and serve.
+The CLI (`tinydigits ...`) is a thin layer over them.
 
 Keras picks its backend once, at import. Unless the user chose one (KERAS_BACKEND) or imported
 Keras already, tinydigits asks for JAX: the lesson's recipe trains about 8x faster with it on a CPU.
