@@ -48,6 +48,9 @@ static void on_gpior0(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param) {
     if (v == SAY_INPUT) model.input_addr = value;
     else if (v == SAY_OUTPUT) model.output_addr = value;
     else if (v == NEXT) {  /* the firmware reads GPIOR1: 1 = an input is in place, 0 = no more */
+        if (model.input_addr < 0x100 || model.input_addr + model.input_size > avr->ramend + 1 ||
+            model.output_addr < 0x100 || model.output_addr + model.output_size > avr->ramend + 1)
+            fail("the firmware did not announce buffers inside its SRAM");
         int got = fread(avr->data + model.input_addr, 1, model.input_size, model.in) == (size_t)model.input_size;
         avr->data[GPIOR1] = (uint8_t)got;
     } else if (v == START) {
