@@ -16,16 +16,15 @@ the three exports of the ABI (and `memory`):
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .host import STRICT
 from ..errors import TinyDigitsError
 from ..model import NUM_CLASSES
+from . import require_packages, run_tool
+from .host import STRICT
 
 CLANG = "clang"
 WASM_FLAGS = ["--target=wasm32", "-nostdlib", "-Wl,--no-entry", "-Wl,--strip-all"]
@@ -35,25 +34,20 @@ EXPORTS = ("memory", "tinydigits_input", "tinydigits_output", "tinydigits_run")
 
 def require() -> None:
     """clang with the WebAssembly backend and lld's wasm-ld, or an error naming the apt packages."""
-    for tool, package in ((CLANG, "clang"), ("wasm-ld", "lld")):
-        if shutil.which(tool) is None:
-            raise TinyDigitsError(f"{tool} not found: install it with `apt-get install {package}`")
+    require_packages({CLANG: "clang", "wasm-ld": "lld"})
 
 
 def build(c_dir: Path, work: Path, optimization: str = OPTIMIZATION) -> Path:
     """Compile c_dir/tinydigits_model.c (as export-c wrote it) and the ABI into work/tinydigits.wasm."""
     require()
-    c_dir, work = Path(c_dir), Path(work)
+    c_dir, work = Path(c_dir).resolve(), Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     abi = work / "wasm_abi.c"
     abi.write_text(resources.files("tinydigits").joinpath("c_templates/wasm_abi.c").read_text())
     wasm = work / "tinydigits.wasm"
     cmd = [CLANG, *WASM_FLAGS, *STRICT, optimization, "-I", str(c_dir), "-o", str(wasm),
            str(c_dir / "tinydigits_model.c"), str(abi)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        first = (proc.stderr.strip().splitlines() or ["(no message)"])[0][:200]
-        raise TinyDigitsError(f"compiling {c_dir} to WebAssembly failed: {first}")
+    run_tool(cmd, work)
     return wasm
 
 
