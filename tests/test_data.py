@@ -103,8 +103,8 @@ def test_offline_download_failure_is_one_clear_error(tmp_path, cache_dir):
     assert not list((cache_dir / "mnist").glob("*.gz")) if (cache_dir / "mnist").exists() else True
 
 
-def test_download_from_a_mirror_verifies_and_caches(tmp_path, cache_dir):
-    """A loopback HTTP server stands in for the public mirror."""
+def test_download_from_a_mirror_verifies_and_caches(tmp_path, cache_dir, capsys):
+    """A loopback HTTP server stands in for the public mirror; a tqdm bar per file shows the progress."""
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(SHARED_MNIST), **k)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -114,6 +114,8 @@ def test_download_from_a_mirror_verifies_and_caches(tmp_path, cache_dir):
     finally:
         server.shutdown()
     assert ds.folder == cache_dir / "mnist" and len(ds.x_test) == 10000
+    progress = capsys.readouterr().err
+    assert all(f"{f}: 100%" in progress for f in data.FILES.values())
     for key, f in data.FILES.items():
         assert hashlib.md5(gzip.decompress((cache_dir / "mnist" / f).read_bytes())).hexdigest() == data.CHECKSUMS["mnist"][key]
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from . import single_thread_xla
 from .artifacts import preflight
 from .errors import TinyDigitsError
 from .runs import Run
@@ -376,7 +378,16 @@ def build_parser() -> Parser:
     return parser
 
 
+def _process_settings() -> None:
+    """What the CLI, a process of its own, sets for itself and the workers it starts; a library import sets neither."""
+    os.environ["MPLBACKEND"] = "Agg"  # figures go to files, never to a window
+    if "matplotlib" in sys.modules:  # already imported (the CLI called from Python): switch it directly
+        sys.modules["matplotlib"].use("Agg")
+    single_thread_xla()
+
+
 def main(argv=None) -> int:
+    _process_settings()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
         args = build_parser().parse_args(argv)

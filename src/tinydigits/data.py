@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import struct
-import sys
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -192,8 +191,11 @@ def _verified(path: Path, md5: str, cache_dir: Path) -> None:
         pass  # a read-only cache only costs the check next time
 
 
-def download(name: str, dest: Path, mirrors: list[str] | None = None, progress=sys.stderr) -> Path:
-    """Fetch the four files of `name` into `dest`, verified; each file lands only once complete."""
+def download(name: str, dest: Path, mirrors: list[str] | None = None, progress: bool = True) -> Path:
+    """Fetch the four files of `name` into `dest`, verified; each file lands only once complete.
+
+    `progress`: a tqdm.auto bar per file (a widget in Jupyter, text on a terminal's stderr).
+    """
     mirrors = mirrors if mirrors is not None else MIRRORS.get(name, [])
     if not mirrors:
         raise TinyDigitsError(f"dataset {name!r}: no download mirror known")
@@ -220,19 +222,16 @@ def download(name: str, dest: Path, mirrors: list[str] | None = None, progress=s
     return dest
 
 
-def _fetch(url: str, progress) -> bytes:
+def _fetch(url: str, progress: bool) -> bytes:
+    from tqdm.auto import tqdm  # looks for IPython to choose its bar: only paid when downloading
+
     with urllib.request.urlopen(url, timeout=30) as resp:
-        total = int(resp.headers.get("Content-Length") or 0)
-        chunks, done = [], 0
-        while chunk := resp.read(1 << 16):
-            chunks.append(chunk)
-            done += len(chunk)
-            if progress and total:
-                bar = "#" * int(30 * done / total)
-                print(f"\r{url.rsplit('/', 1)[-1]:28s} [{bar:30s}] {done / 1e6:5.1f}/{total / 1e6:.1f} MB",
-                      end="", file=progress, flush=True)
-        if progress and total:
-            print(file=progress)
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        chunks = []
+        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not progress) as bar:
+            while chunk := resp.read(1 << 16):
+                chunks.append(chunk)
+                bar.update(len(chunk))
         return b"".join(chunks)
 
 

@@ -1,19 +1,27 @@
 """Figures, as pure functions from data to a matplotlib Figure (save with artifacts.save_figure).
 
     fig = training_curves(history)         # the lesson's "model accuracy" and "model loss"
+
+The backend is the user's: inline in Jupyter and Colab, where a returned Figure shows as the cell's
+value; the CLI picks Agg for itself. Each figure is closed in pyplot as soon as it is made, so pyplot
+neither shows it a second time at the end of a notebook cell nor keeps it alive in a long loop.
 """
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # files, never a window: runs on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _subplots(*args, **kwargs):
+    """plt.subplots, detached from pyplot's list of open figures (see the module docstring)."""
+    fig, axes = plt.subplots(*args, **kwargs)
+    plt.close(fig)
+    return fig, axes
 
 
 def training_curves(history: dict, title: str = ""):
     """Per-epoch train and test accuracy and loss, side by side, as the lesson plots them."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = _subplots(1, 2, figsize=(10, 3.8))
     epochs = np.arange(1, len(history["loss"]) + 1)
     for ax, key, name in ((axes[0], "accuracy", "model accuracy"), (axes[1], "loss", "model loss")):
         ax.plot(epochs, history[key], label="train")
@@ -29,8 +37,22 @@ def training_curves(history: dict, title: str = ""):
     return fig
 
 
+def probabilities(image: np.ndarray, probabilities: np.ndarray, title: str = "", class_names: list[str] | None = None):
+    """A 28x28 image beside the bar chart of its ten softmax probabilities, the top one highlighted."""
+    names = class_names or [str(d) for d in range(len(probabilities))]
+    fig, (left, right) = _subplots(1, 2, figsize=(8, 2.8), gridspec_kw={"width_ratios": [1, 3]})
+    left.imshow(image, cmap="gray_r")
+    left.axis("off")
+    colours = ["C3" if i == np.argmax(probabilities) else "C0" for i in range(len(probabilities))]
+    right.bar(names, probabilities, color=colours)
+    right.set_ylim(0, 1)
+    right.set_ylabel("probability")
+    right.set_title(title or f"predicted {names[int(np.argmax(probabilities))]} ({np.max(probabilities):.4f})")
+    return fig
+
+
 def confusion_matrix_figure(confusion: np.ndarray, class_names: list[str]):
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _subplots(figsize=(6.5, 5.5))
     ax.imshow(np.log1p(confusion), cmap="Blues")
     for (i, j), n in np.ndenumerate(confusion):
         ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
@@ -47,7 +69,7 @@ def image_gallery(images: np.ndarray, captions: list[str], title: str, columns: 
     """A grid of 28x28 images with a caption under each (mistakes, float/int8 flips)."""
     n = max(len(images), 1)
     rows = (n + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows + 0.4), squeeze=False)
+    fig, axes = _subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, captions):
@@ -64,7 +86,7 @@ def overlay_curves(histories: dict[str, dict]):
 
     An MSE-trained variant is drawn with its cross-entropy metric, not its MSE loss, so all compare.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     for name, history in histories.items():
         epochs = np.arange(1, len(history["val_loss"]) + 1)
         axes[0].plot(epochs, history["val_accuracy"], label=name)
@@ -80,7 +102,7 @@ def overlay_curves(histories: dict[str, dict]):
 
 def calibration(top_probability: np.ndarray, correct: np.ndarray, name: str = ""):
     """Histogram of the top softmax probability for right and wrong answers."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _subplots(figsize=(6, 3.5))
     bins = np.linspace(0, 1, 21)
     ax.hist(top_probability[correct], bins=bins, alpha=0.6, label=f"right ({correct.sum()})", density=True)
     ax.hist(top_probability[~correct], bins=bins, alpha=0.6, label=f"wrong ({(~correct).sum()})", density=True)
@@ -93,7 +115,7 @@ def calibration(top_probability: np.ndarray, correct: np.ndarray, name: str = ""
 
 def pareto(points: list[dict], budget_bytes: float | None = None, best: dict | None = None):
     """Int8 validation accuracy (what selection sees) vs flash bytes; the front joined by a line."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     flash = np.array([p["flash_bytes"] for p in points])
     acc = np.array([p["validation_accuracy"] for p in points])
     front = np.array([p["on_front"] for p in points], dtype=bool)

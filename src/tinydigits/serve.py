@@ -13,6 +13,7 @@ GET /api/health, GET /api/mistakes; OpenAPI at /api/openapi.json.
 """
 from __future__ import annotations
 
+import gc
 import threading
 from importlib import resources
 from pathlib import Path
@@ -150,10 +151,13 @@ def create_app(run: Run, models: Models | None = None) -> FastAPI:
             raise TinyDigitsError("offset must be >= 0 and limit between 1 and 100")
         return {"total": len(mistakes), "items": mistakes[offset:offset + limit]}
 
-    import gc
-
-    gc.freeze()  # the models and the test set are long-lived: keep the collector's pauses off requests
     return app
+
+
+def _freeze_heap() -> None:
+    """Only while serving: the models and the test set live as long as the server, so the collector's
+    pauses are kept off requests by moving everything allocated so far out of its reach."""
+    gc.freeze()
 
 
 class RefuseLargeBodies:
@@ -216,7 +220,9 @@ def app_from_environment() -> FastAPI:
     """The app factory each uvicorn worker process calls; `serve` passes the run folder in the environment."""
     import os
 
-    return create_app(Run(os.environ["TINYDIGITS_SERVE_RUN"]))
+    app = create_app(Run(os.environ["TINYDIGITS_SERVE_RUN"]))
+    _freeze_heap()
+    return app
 
 
 def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
@@ -229,7 +235,12 @@ def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1)
     if workers < 1:
         raise TinyDigitsError(f"--workers must be at least 1, got {workers}")
     if workers == 1:
-        uvicorn.run(create_app(run), host=host, port=port, log_level="warning")
+        app = create_app(run)
+        _freeze_heap()
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        finally:
+            gc.unfreeze()  # called from Python (a notebook): the caller gets its collector back
         return
     Models(run)  # fail here, with one clear error, rather than in every worker
     os.environ["TINYDIGITS_SERVE_RUN"] = str(run.folder.resolve())

@@ -14,6 +14,7 @@ faster on two CPU cores than the lesson's code on the TensorFlow backend.
 """
 from __future__ import annotations
 
+import html
 import platform
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import single_thread_xla
 from .artifacts import save_figure, staged_folder, write_bytes, write_json
 from .data import Dataset, normalize
 from .model import Recipe, build_model, compile_model
@@ -37,8 +39,16 @@ class TrainResult:
     metrics: dict          # what metrics.json holds
 
     def __repr__(self):
-        return (f"TrainResult({self.recipe.name}, test_accuracy={self.metrics['test_accuracy']:.4f}, "
-                f"params={self.metrics['params']})")
+        return f"TrainResult({summary_line(self)}, {len(self.history['loss'])} epochs)"
+
+    def _repr_html_(self) -> str:
+        """A notebook cell's view: the summary, then the first and last epoch of each metric."""
+        keys = list(self.history)
+        last = len(self.history["loss"])
+        rows = "".join(f"<tr><td>{e}</td>" + "".join(f"<td>{self.history[k][e - 1]:.4f}</td>" for k in keys) + "</tr>"
+                       for e in sorted({1, last}))
+        return (f"<p><b>TrainResult</b> {html.escape(summary_line(self))}</p><table><tr><th>epoch</th>"
+                + "".join(f"<th>{k}</th>" for k in keys) + f"</tr>{rows}</table>")
 
 
 def split_train(ds: Dataset, validation_split: float):
@@ -50,6 +60,7 @@ def split_train(ds: Dataset, validation_split: float):
 
 def train(recipe: Recipe, ds: Dataset, verbose: int = 1, callbacks=()) -> TrainResult:
     """Fit `recipe` on `ds`; validate per epoch on the test set (or the held-out split)."""
+    single_thread_xla()  # before Keras first touches JAX; no effect once XLA has started
     import keras
 
     keras.utils.set_random_seed(recipe.seed)
