@@ -158,8 +158,9 @@ def test_single_thread_xla_keeps_the_users_flags(monkeypatch):
 def test_create_app_does_not_freeze_the_collector(converted_run):
     import gc
 
+    from tinydigits.runs import Run
     from tinydigits.serve import create_app
 
     frozen = gc.get_freeze_count()
-    create_app(converted_run)
+    create_app(Run(converted_run))
     assert gc.get_freeze_count() == frozen
