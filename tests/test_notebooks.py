@@ -93,6 +93,7 @@ def test_deploy_notebook_runs_every_step(tmp_path):
     run = tmp_path / "runs" / "quick"
     assert json.loads((run / "mcu.json").read_text())["builds"][0]["images"] == FEW_EPOCHS["CHIP_IMAGES"]
     text = "".join(cell_text(c) for c in nb.cells)
+    assert any("<b>Run</b>" in o["data"]["text/html"] for o in outputs_of(nb, "text/html"))  # the run's summary
     assert "TFLM int8" in text and "C vs TFLM: 1000 of 1000 images byte-identical" in text
 
 

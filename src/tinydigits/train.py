@@ -10,7 +10,8 @@ recipe, dataset, versions) and `curves.png` (the lesson's "model accuracy" and "
 
 Training runs on Keras' JAX backend when tinydigits picks the backend (see `tinydigits/__init__.py`):
 the same recipe, batch 32 and 20 epochs, compiled with XLA and 200 steps per call, is about 8x
-faster on two CPU cores than the lesson's code on the TensorFlow backend.
+faster on two CPU cores than the lesson's code on the TensorFlow backend. `train` asks XLA for one
+CPU thread first (`tinydigits.single_thread_xla`; it has no effect once JAX has computed).
 """
 from __future__ import annotations
 
