@@ -71,7 +71,7 @@ def test_lesson_notebook_runs_and_shows_its_figures_inline(tmp_path):
     nb = execute(ROOT / "notebooks" / "lesson.ipynb", tmp_path, {"EPOCHS": 3, "RUN": "runs/lesson"},
                  last_cell=PAD_AFTER_ALL_CELLS)
     assert (tmp_path / "runs" / "lesson" / "model_int8.tflite").exists()
-    assert (tmp_path / "runs" / "lesson" / "firmware" / "c" / "tinydigits_model.c").exists()
+    assert (tmp_path / "runs" / "lesson-export" / "c" / "tinydigits_model.c").exists()
     assert (tmp_path / "my_digit.png").exists()
     # each figure once, inline: gallery, curves, probabilities, overlay, confusion, mistakes, flips
     pngs = outputs_of(nb, "image/png")
