@@ -39,6 +39,8 @@ def execute(path: Path, workdir: Path, values: dict, last_cell: str = ""):
     if last_cell:
         nb.cells.append(nbformat.v4.new_code_cell(last_cell))
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel picks its own, as in Jupyter
+    if env.get("TINYDIGITS_DATA"):  # CI gives a relative path; the kernel runs in `workdir`
+        env["TINYDIGITS_DATA"] = str(Path(env["TINYDIGITS_DATA"]).resolve())
     client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
     try:
         client.execute(env=env)
