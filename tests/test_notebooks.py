@@ -6,6 +6,7 @@ key numbers (probabilities sum to 1, int8 within 1 point of float, the C byte-id
 a failing assert fails the test. Also: the notebooks are committed without outputs, and importing
 tinydigits leaves a notebook's process alone.
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import nbformat
 import pytest
 
 import tinydigits
+from tinydigits.runs import RUN_FILES
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -97,6 +99,9 @@ def test_deploy_notebook_runs_every_step(tmp_path):
     text = "".join(cell_text(c) for c in nb.cells)
     assert any("<b>Run</b>" in o["data"]["text/html"] for o in outputs_of(nb, "text/html"))  # the run's summary
     assert "TFLM int8" in text and "C vs TFLM: 1000 of 1000 images byte-identical" in text
+    if importlib.util.find_spec("tinydigits.boards"):  # the last step, once tinydigits has boards
+        boards = json.loads((run / RUN_FILES.boards).read_text())["boards"]
+        assert boards and all(b["status"] == "PASS" and b["matches_host"] == FEW_EPOCHS["CHIP_IMAGES"] for b in boards)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
