@@ -6,7 +6,6 @@ key numbers (probabilities sum to 1, int8 within 1 point of float, the C byte-id
 a failing assert fails the test. Also: the notebooks are committed without outputs, and importing
 tinydigits leaves a notebook's process alone.
 """
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ from nbclient.exceptions import CellExecutionError
 
 import tinydigits
 from tinydigits.runs import RUN_FILES
+from tinydigits.targets import BOARDS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -76,6 +76,7 @@ def test_lesson_notebook_runs_and_shows_its_figures_inline(tmp_path):
                  last_cell=PAD_AFTER_ALL_CELLS)
     assert (tmp_path / "runs" / "lesson" / "model_int8.tflite").exists()
     assert (tmp_path / "runs" / "lesson-export" / "c" / "tinydigits_model.c").exists()
+    assert (tmp_path / "runs" / "lesson" / RUN_FILES.boards).exists()
     assert (tmp_path / "my_digit.png").exists()
     # each figure once, inline: gallery, curves, probabilities, overlay, confusion, mistakes, flips
     pngs = outputs_of(nb, "image/png")
@@ -99,9 +100,8 @@ def test_deploy_notebook_runs_every_step(tmp_path):
     text = "".join(cell_text(c) for c in nb.cells)
     assert any("<b>Run</b>" in o["data"]["text/html"] for o in outputs_of(nb, "text/html"))  # the run's summary
     assert "TFLM int8" in text and "C vs TFLM: 1000 of 1000 images byte-identical" in text
-    if importlib.util.find_spec("tinydigits.boards"):  # the last step, once tinydigits has boards
-        boards = json.loads((run / RUN_FILES.boards).read_text())["boards"]
-        assert boards and all(b["status"] == "PASS" and b["matches_host"] == FEW_EPOCHS["CHIP_IMAGES"] for b in boards)
+    boards = json.loads((run / RUN_FILES.boards).read_text())["boards"]
+    assert len(boards) == len(BOARDS) and all(b["status"] == "PASS" and b["matches_host"] == FEW_EPOCHS["CHIP_IMAGES"] for b in boards)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
