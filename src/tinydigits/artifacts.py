@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .errors import TinyDigitsError
+from .interrupt import check as check_interrupt
 
 MANIFEST = ".tinydigits.json"  # in every folder tinydigits creates: {"kind", "version", "created_by", ...}
 MANIFEST_VERSION = 1
@@ -54,6 +55,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        check_interrupt()  # after Ctrl-C nothing new lands, even if its KeyboardInterrupt was swallowed
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -191,6 +193,7 @@ def staged_folder(final: Path, kind: str, command: str = "", force: bool = False
         if not (tmp / MANIFEST).exists():
             write_manifest(tmp, kind, command)
         yield tmp
+        check_interrupt()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

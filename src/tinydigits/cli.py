@@ -16,6 +16,7 @@ from pathlib import Path
 from . import single_thread_xla
 from .artifacts import preflight
 from .errors import TinyDigitsError
+from .interrupt import ctrl_c_stops
 from .runs import Run
 
 
@@ -392,7 +393,8 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.command_line = "tinydigits " + shlex.join(argv)  # recorded in each folder's manifest
-        args.func(args)
+        with ctrl_c_stops():
+            args.func(args)
     except TinyDigitsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ import numpy as np
 from . import single_thread_xla
 from .artifacts import save_figure, staged_folder, write_bytes, write_json
 from .data import Dataset, normalize
+from .interrupt import check as check_interrupt
 from .model import Recipe, build_model, compile_model
 
 STEPS_PER_EXECUTION = 200  # batches per compiled call: removes Python overhead, same updates
@@ -69,10 +70,13 @@ def train(recipe: Recipe, ds: Dataset, verbose: int = 1, callbacks=()) -> TrainR
     if not len(x_val):
         x_val, y_val = ds.x_test, ds.y_test
     model = compile_model(build_model(recipe), recipe, STEPS_PER_EXECUTION)
+    # Ctrl-C stops training at the next step even when its KeyboardInterrupt was swallowed (see interrupt.py)
+    stop_on_ctrl_c = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: check_interrupt(),
+                                                    on_epoch_end=lambda epoch, logs: check_interrupt())
     start = time.perf_counter()
     fit = model.fit(normalize(x_train), y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
                     validation_data=(normalize(x_val), y_val), validation_batch_size=VALIDATION_BATCH,
-                    verbose=verbose, callbacks=list(callbacks))
+                    verbose=verbose, callbacks=[stop_on_ctrl_c, *callbacks])
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     scores = model.evaluate(normalize(ds.x_test), ds.y_test, batch_size=1000, verbose=0, return_dict=True)
