@@ -238,3 +238,30 @@ def test_cli_prints_the_files_it_wrote_from_the_run(lesson_run, tmp_path, capsys
     code, out, _ = run_cli(capsys, "evaluate", run)
     assert code == 0 and f"wrote {run}/confusion.png, {run}/mistakes.png, {run}/evaluation.json" in out
     assert json.loads((run / "evaluation.json").read_text())["n"] == 10000
+
+
+def test_predict_16bit_png_blank_image_and_a_bad_file_among_good_ones(lesson_run, mnist, tmp_path, capsys):
+    """A 16-bit scan of a 7 is a 7; a blank page is flagged; a non-image is reported and the rest predicted."""
+    seven = 255 - mnist.x_test[0].astype(np.float64)  # dark ink on white paper
+    scan = Image.frombytes("I;16", (28, 28), (5000 + seven / 255 * 55000).astype("<u2").tobytes())
+    scan.resize((112, 112)).save(tmp_path / "seven16.png")
+    Image.new("L", (64, 64), 255).save(tmp_path / "blank.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    files = [tmp_path / "seven16.png", tmp_path / "notes.png", tmp_path / "blank.png"]
+
+    code, out, err = run_cli(capsys, "predict", lesson_run, *files)
+    assert code == 2
+    assert f"{files[0]}: 7 (" in out and f"{files[2]}: " in out and "[blank image]" in out.splitlines()[-11]
+    assert err.splitlines() == [f"error: {files[1]}: not a readable image (UnidentifiedImageError)",
+                                f"warning: {files[2]}: no ink found (a blank or too faint image); its digit is a guess"]
+
+    code, out, _ = run_cli(capsys, "predict", lesson_run, *files, "--json")
+    results = json.loads(out)
+    assert code == 2 and [r.get("digit") for r in results][:2] == [7, None] and "not a readable image" in results[1]["error"]
+    assert [r.get("blank") for r in results] == [False, None, True]
+
+
+def test_hidden_without_a_value_is_refused(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "--hidden", "--epochs", "1", "--out", tmp_path / "x")
+    assert code == 2 and "--hidden: expected at least one argument" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()

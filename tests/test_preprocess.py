@@ -91,3 +91,51 @@ def test_resample_is_pillows_resampling_pass_by_pass(kernel, pillow):
         image = (rng.random((h, w)) ** 3 * 255).astype(np.uint8)
         expected = Image.fromarray(image).resize((int(cols), int(h)), pillow).resize((int(cols), int(rows)), pillow)
         assert np.array_equal(resample(image, (rows, cols), kernel), np.asarray(expected)), (h, w, rows, cols)
+
+
+def as_mode(gray: Image.Image, mode: str) -> Image.Image:
+    """The same 8-bit gray drawing in another PIL mode, deep modes with realistic 16-bit/float levels."""
+    a = np.asarray(gray).astype(np.float64) / 255
+    if mode in ("I;16", "I;16B"):  # a 16-bit scan: paper near white, ink a dark gray, never 0 or 255
+        return Image.frombytes(mode, gray.size, (6000 + a * 54000).astype("<u2" if mode == "I;16" else ">u2").tobytes())
+    if mode == "I":
+        return Image.fromarray((6000 + a * 54000).astype(np.int32))
+    if mode == "F":
+        return Image.fromarray((0.1 + a * 0.8).astype(np.float32))  # a float image in 0-1
+    if mode in ("La", "RGBa"):
+        return gray.convert(mode[:-1] + "A").convert(mode)
+    return gray.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK",
+                                  "YCbCr", "LAB", "HSV", "I", "I;16", "I;16B", "F"])
+def test_every_pil_mode_reads_like_8bit_gray(mode):
+    reference = mnist_like(drawn_one())
+    out = mnist_like(as_mode(drawn_one(), mode))
+    assert out.max() > 200, f"{mode} read as blank"
+    assert np.corrcoef(out.ravel().astype(float), reference.ravel().astype(float))[0, 1] > 0.98
+
+
+@pytest.mark.parametrize("mode, fmt", [("I;16", "PNG"), ("I;16", "TIFF"), ("I", "TIFF"), ("F", "TIFF"),
+                                       ("CMYK", "JPEG"), ("CMYK", "TIFF"), ("LAB", "TIFF"), ("1", "PNG"),
+                                       ("LA", "PNG"), ("P", "GIF"), ("RGBA", "WEBP")])
+def test_every_mode_through_its_file_format(mode, fmt):
+    reference = mnist_like(drawn_one())
+    buf = io.BytesIO()
+    as_mode(drawn_one(), mode).save(buf, format=fmt)
+    out = mnist_like(open_image(buf.getvalue()))
+    assert np.corrcoef(out.ravel().astype(float), reference.ravel().astype(float))[0, 1] > 0.95
+
+
+def test_16bit_png_with_a_transparent_key_is_not_blank():
+    buf = io.BytesIO()
+    as_mode(drawn_one(), "I;16").save(buf, format="PNG", transparency=65000)  # tRNS: a gray value that is absent
+    assert mnist_like(open_image(buf.getvalue())).max() > 200
+
+
+@pytest.mark.parametrize("image", [Image.new("L", (50, 50), 255), Image.new("I;16", (50, 50), 40000),
+                                   Image.new("F", (50, 50), 0.5), Image.new("RGBA", (50, 50), (0, 0, 0, 0))])
+def test_blank_images_are_recognised(image):
+    from tinydigits.preprocess import is_blank
+
+    assert is_blank(mnist_like(image)) and not is_blank(mnist_like(drawn_one()))

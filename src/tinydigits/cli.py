@@ -39,7 +39,7 @@ def _data_flags(p):
 def _recipe_flags(p, with_epochs=True):
     from .model import ACTIVATIONS, LOSSES
 
-    p.add_argument("--hidden", type=int, nargs="*", help="hidden layer sizes (default 20; several = several layers)")
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 20; several = several layers)")
     p.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
     p.add_argument("--loss", choices=LOSSES, help="crossentropy (default) or mse on one-hot targets")
     if with_epochs:
@@ -121,11 +121,17 @@ def cmd_predict(args):
     results = predict_files(run.model(), args.images, args.save_preprocessed)
     if args.json:
         print(json.dumps(results))
-        return
-    for r in results:
-        probs = np.array(r["probabilities"])
-        print(f"{r['file']}: {r['digit']} ({probs.max():.4f})")
-        print(format_probabilities(probs, args.top))
+    for r in results:  # a file that is not an image is reported on its own line; the others are still predicted
+        if "error" in r:
+            print(f"error: {r['error']}", file=sys.stderr)
+            continue
+        if r["blank"]:
+            print(f"warning: {r['file']}: no ink found (a blank or too faint image); its digit is a guess", file=sys.stderr)
+        if not args.json:
+            probs = np.array(r["probabilities"])
+            print(f"{r['file']}: {r['digit']} ({probs.max():.4f}){'  [blank image]' if r['blank'] else ''}")
+            print(format_probabilities(probs, args.top))
+    return 2 if any("error" in r for r in results) else 0
 
 
 def cmd_convert(args):
@@ -394,11 +400,11 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         args.command_line = "tinydigits " + shlex.join(argv)  # recorded in each folder's manifest
         with ctrl_c_stops():
-            args.func(args)
+            code = args.func(args) or 0  # a command returns 2 when it reported its own errors
     except TinyDigitsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code

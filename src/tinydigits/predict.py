@@ -1,16 +1,18 @@
 """Ask a trained model what digit an image shows.
 
     probabilities = predict_digits(model, images)      # (N, 28, 28) uint8 -> (N, 10) float32
-    results = predict_files(model, ["seven.png"])      # [{"file", "digit", "probabilities"}]
+    results = predict_files(model, ["seven.png"])      # [{"file", "digit", "probabilities", "blank"}]
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from .data import normalize
-from .preprocess import mnist_like, open_image
+from .errors import TinyDigitsError
+from .preprocess import is_blank, mnist_like, open_image
 
 
 def predict_digits(model, images: np.ndarray) -> np.ndarray:
@@ -20,22 +22,34 @@ def predict_digits(model, images: np.ndarray) -> np.ndarray:
 
 
 def predict_files(model, paths: list, save_preprocessed: Path | None = None) -> list[dict]:
-    """Preprocess each image file the way MNIST was made, then predict; optionally keep what the model saw."""
+    """Preprocess each image file the way MNIST was made, then predict; optionally keep what the model saw.
+
+    One entry per path, in order: {"file", "digit", "probabilities", "blank"} ("blank": no ink was
+    found, so the digit is a guess), or {"file", "error"} for a file that is not a readable image:
+    one bad file does not stop the others.
+    """
     from PIL import Image
 
     from .artifacts import write_bytes
 
-    digits = np.stack([mnist_like(open_image(p)) for p in paths])
-    probabilities = predict_digits(model, digits)
-    if save_preprocessed is not None:
-        import io
-
-        for path, digit in zip(paths, digits):
+    results, digits = [], []
+    for path in paths:
+        try:
+            digits.append(mnist_like(open_image(path)))
+            results.append({"file": str(path)})
+        except TinyDigitsError as e:
+            results.append({"file": str(path), "error": str(e)})
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return results
+    probabilities = predict_digits(model, np.stack(digits))
+    for r, digit, probs in zip(good, digits, probabilities):
+        r.update(digit=int(probs.argmax()), probabilities=[round(float(x), 6) for x in probs], blank=is_blank(digit))
+        if save_preprocessed is not None:
             buf = io.BytesIO()
             Image.fromarray(digit).save(buf, format="PNG")
-            write_bytes(Path(save_preprocessed) / f"{Path(path).stem}.28x28.png", buf.getvalue())
-    return [{"file": str(p), "digit": int(probs.argmax()), "probabilities": [round(float(x), 6) for x in probs]}
-            for p, probs in zip(paths, probabilities)]
+            write_bytes(Path(save_preprocessed) / f"{Path(r['file']).stem}.28x28.png", buf.getvalue())
+    return results
 
 
 def format_probabilities(probabilities: np.ndarray, top: int = 10, class_names: list[str] | None = None) -> str:

@@ -23,6 +23,7 @@ FRAME = 28        # output side, pixels
 BOX = 20          # the ink's longer side after scaling, pixels
 INK_LEVEL = 0.10  # fraction of the ink's full strength that counts as ink when cropping
 MAX_PIXELS = 40_000_000  # refuse decompression bombs
+FULL_SCALES = (1.0, 255.0, 65535.0)  # white in float, 8-bit and 16-bit images
 
 
 def open_image(source) -> Image.Image:
@@ -43,9 +44,12 @@ def open_image(source) -> Image.Image:
 
 
 def ink_map(image: Image.Image) -> np.ndarray:
-    """(H, W) float32 ink strength in [0, 1] whatever the colour, alpha or polarity."""
+    """(H, W) float32 ink strength in [0, 1] whatever the mode, colour, alpha or polarity."""
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in image.info:
+    if image.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts these only to their plain form
+        image = image.convert(image.mode[:-1] + "A")
+    with_alpha = image.mode in ("P", "PA", "LA") or "transparency" in image.info
+    if with_alpha and not is_deep(image):  # a 16-bit image's transparent key value is its paper anyway
         image = image.convert("RGBA")
     if image.mode == "RGBA" and np.asarray(image)[..., 3].min() < 250:
         rgba = np.asarray(image).astype(np.float32) / 255
@@ -56,8 +60,40 @@ def ink_map(image: Image.Image) -> np.ndarray:
         paper = 1.0 if ink_is_dark else 0.0
         gray = alpha * gray + (1 - alpha) * paper
     else:
-        gray = np.asarray(image.convert("L")).astype(np.float32) / 255
+        gray = gray_of(image)
     return ink_from_gray(gray)
+
+
+def gray_of(image: Image.Image) -> np.ndarray:
+    """(H, W) float32 lightness in [0, 1] of an image without alpha, in any PIL mode.
+
+    16-bit, 32-bit and float images keep their depth: PIL's own conversion to 8-bit clips them at
+    255, which turns a 16-bit scan into a white page. "I;16" is read on 0-65535; "I" and "F" on the
+    smallest usual full scale that holds them (1.0, 255 or 65535), or their own range if negative.
+    "LAB" and "HSV" give their lightness band.
+    """
+    if is_deep(image):
+        values = np.nan_to_num(np.asarray(image).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        low, high = float(values.min()), float(values.max())
+        if low < 0:
+            values = (values - low) / ((high - low) or 1.0)
+        else:
+            full = 65535.0 if image.mode.startswith("I;16") else next((s for s in FULL_SCALES if high <= s), high)
+            values = values / full
+        return values.astype(np.float32)
+    if image.mode == "LAB":
+        return np.asarray(image.getchannel(0)).astype(np.float32) / 255
+    if image.mode == "HSV":
+        return np.asarray(image.getchannel(2)).astype(np.float32) / 255
+    try:
+        return np.asarray(image.convert("L")).astype(np.float32) / 255
+    except ValueError as e:  # a mode PIL cannot turn into gray
+        raise TinyDigitsError(f"image mode {image.mode!r} is not supported ({e})") from None
+
+
+def is_deep(image: Image.Image) -> bool:
+    """16-bit, 32-bit integer or float pixels: more than PIL's 8-bit conversions keep."""
+    return image.mode in ("I", "F") or image.mode.startswith("I;16")
 
 
 def ink_from_gray(gray: np.ndarray) -> np.ndarray:
@@ -154,6 +190,11 @@ def centre_by_mass(box: np.ndarray) -> np.ndarray:
     frame = np.zeros((FRAME, FRAME), np.float32)
     frame[top:top + h, left:left + w] = box
     return np.round(frame).astype(np.uint8)
+
+
+def is_blank(digit: np.ndarray) -> bool:
+    """True when preprocessing found no ink (a blank page, or one too faint to tell from the paper)."""
+    return not np.asarray(digit).any()
 
 
 def preprocess_pixels(pixels: np.ndarray) -> np.ndarray:
