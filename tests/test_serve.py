@@ -1,6 +1,9 @@
 """The web app's API through the framework's test client, including the bad inputs it must survive."""
 import io
 import json
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -52,24 +55,36 @@ def test_mistakes_view(client):
     assert page["total"] > 50 and len(page["items"]) == 5
     for m in page["items"]:
         assert m["digit"] != m["label"] and len(m["pixels"]) == 784
-    assert client.get("/api/mistakes?limit=1000").status_code == 400
 
 
 @pytest.mark.parametrize("kwargs, status, message", [
-    ({"json": {"pixels": [0.5] * 783}}, 400, "784 numbers, got 783"),
-    ({"json": {"pixels": ["a"] * 784}}, 400, "must all be numbers"),
-    ({"json": {"pixels": [True] * 784}}, 400, "must all be numbers"),
-    ({"content": '{"pixels": [' + ",".join(["NaN"] * 784) + "]}", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
-    ({"json": {"pixels": [300] * 784}}, 400, "0-255"),
-    ({"json": {"pixels": [-1] * 784}}, 400, "0-255"),
-    ({"json": {"image": []}}, 400, "expected a JSON object"),
-    ({"json": [1, 2, 3]}, 400, "expected a JSON object"),
-    ({"json": {"pixels": [0] * 784, "model": "fp16"}}, 400, "model must be one of"),
-    ({"content": "{not json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({"json": {"pixels": [0.5] * 783}}, 422, "pixels: List should have at least 784 items after validation, not 783"),
+    ({"json": {"pixels": ["a"] * 784}}, 422, "pixels.0: Input should be a valid number; pixels.1: "),
+    ({"json": {"pixels": ["1"] * 784}}, 422, "valid number"),
+    ({"json": {"pixels": [True] * 784}}, 422, "valid number"),
+    ({"json": {"pixels": [[1, 2], *[0] * 783]}}, 422, "pixels.0: Input should be a valid number"),  # ragged
+    ({"json": {"pixels": [[0] * 28] * 28}}, 422, "valid number"),
+    ({"content": '{"pixels": [' + ",".join(["NaN"] * 784) + "]}", "headers": {"content-type": "application/json"}}, 422,
+     "finite number (and 781 more)"),
+    ({"content": '{"pixels": [' + ",".join(["1e999"] * 784) + "]}", "headers": {"content-type": "application/json"}}, 422,
+     "finite number"),
+    ({"json": {"pixels": [300] * 784}}, 422, "less than or equal to 255"),
+    ({"json": {"pixels": [-1] * 784}}, 422, "greater than or equal to 0"),
+    ({"json": {"image": []}}, 422, "pixels: Field required"),
+    ({"json": [1, 2, 3]}, 422, "Input should be an object"),
+    ({"json": {"pixels": [0] * 784, "model": "fp16"}}, 422, "model: Input should be 'float' or 'int8'"),
+    ({"json": {"pixels": [0] * 784, "model": []}}, 422, "model: Input should be 'float' or 'int8'"),
+    ({"json": {"pixels": [0] * 784, "model": {"a": 1}}}, 422, "model: Input should be 'float' or 'int8'"),
+    ({"json": {"pixels": [0] * 784, "modle": "int8"}}, 422, "modle: Extra inputs are not permitted"),
+    ({"content": "{not json", "headers": {"content-type": "application/json"}}, 422, "Invalid JSON"),
+    ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 422, "Invalid JSON"),
     ({"content": "hello", "headers": {"content-type": "text/plain"}}, 415, "application/json or multipart"),
     ({"files": {"file": ("x.png", b"not an image", "image/png")}}, 400, "not a readable image"),
-    ({"files": {"other": ("x.png", b"x", "image/png")}}, 400, 'field "file"'),
-    ({"content": b"--xyz\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 400, "multipart"),
+    ({"files": {"other": ("x.png", b"x", "image/png")}}, 422, "file: Field required"),
+    ({"files": {"file": ("x.png", b"x", "image/png")}, "data": {"model": "fp16"}}, 422, "model: Input should be"),
+    ({"data": {"file": "not a file"}, "files": {"other": ("a.txt", b"", "text/plain")}}, 422, "file: Value error, Expected UploadFile"),
+    ({"content": b"--xyz\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 422, "file: Field required"),
+    ({"content": b"--xyz\r\nbroken", "headers": {"content-type": "multipart/form-data"}}, 400, "malformed multipart"),
     ({"content": b"0" * (MAX_BODY_BYTES + 1), "headers": {"content-type": "application/json"}}, 413, "over"),
 ])
 def test_bad_input_gets_a_clear_4xx(client, kwargs, status, message):
@@ -78,14 +93,15 @@ def test_bad_input_gets_a_clear_4xx(client, kwargs, status, message):
     assert client.get("/api/health").status_code == 200  # and the server is still fine
 
 
-def test_non_finite_pixels_from_python_callers():
-    from tinydigits.errors import TinyDigitsError
-    from tinydigits.serve import pixels_from_json
+def test_blank_drawing_says_so(client, mnist):
+    assert client.post("/api/predict", json={"pixels": [0] * 784}).json()["blank"] is True
+    assert client.post("/api/predict", json={"pixels": mnist.x_test[0].ravel().tolist()}).json()["blank"] is False
 
-    with pytest.raises(TinyDigitsError, match="finite"):
-        pixels_from_json({"pixels": [float("nan")] * 784})
-    with pytest.raises(TinyDigitsError, match="must all be numbers"):
-        pixels_from_json({"pixels": [[1, 2]] * 784})
+
+@pytest.mark.parametrize("query", ["limit=1000", "limit=0", "offset=-1", "limit=abc"])
+def test_mistakes_query_is_validated(client, query):
+    r = client.get(f"/api/mistakes?{query}")
+    assert r.status_code == 422 and isinstance(r.json()["detail"], str), r.text
 
 
 def test_body_cap_without_content_length(client):
@@ -94,10 +110,39 @@ def test_body_cap_without_content_length(client):
             yield b"0" * 65536
 
     r = client.post("/api/predict", content=chunks(), headers={"content-type": "application/json"})
-    assert r.status_code == 413 or (r.status_code == 400 and "over" in r.json()["detail"])
+    assert r.status_code == 413 and "over" in r.json()["detail"]
 
 
 def test_serve_cli_refuses_a_folder_without_model(tmp_path, capsys):
     from tinydigits.cli import main
 
     assert main(["serve", str(tmp_path)]) == 2 and "not a run folder" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_a_missing_folder_fails_before_announcing(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tinydigits", "serve", str(tmp_path / "missing"), "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'missing'}: no such run folder"
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "no-such-host.invalid"])
+def test_serve_on_a_taken_port_or_unknown_host_fails_before_announcing(converted_run, capsys, host):
+    from tinydigits.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", str(converted_run), "--host", host, "--port", str(port)])
+    out, err = capsys.readouterr()
+    expected = f"cannot listen on 127.0.0.1:{port} (Address already in use" if host == "127.0.0.1" else \
+        "--host no-such-host.invalid: not an address of this machine"
+    assert code == 2 and out == "" and err.startswith(f"error: {expected}") and len(err.strip().splitlines()) == 1, err

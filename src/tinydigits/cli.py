@@ -263,9 +263,7 @@ def cmd_search(args):
 def cmd_serve(args):
     from .serve import serve
 
-    run = Run(args.run)
-    print(f"tinydigits serving {args.run} on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
-    serve(run, args.host, args.port, args.workers)
+    serve(Run(args.run), args.host, args.port, args.workers, announce=lambda line: print(line, flush=True))
 
 
 # ------------------------------------------------------------------------------------ parser

@@ -9,20 +9,26 @@ The page is the one `export-web` writes: it runs the int8 model in the browser a
     app = create_app(Run("runs/lesson"))          # a FastAPI app; `tinydigits serve` runs it with uvicorn
 
 API: POST /api/predict (JSON {"pixels": [784 numbers]} or a multipart image file), GET /api/model,
-GET /api/health, GET /api/mistakes; OpenAPI at /api/openapi.json.
+GET /api/health, GET /api/mistakes; OpenAPI at /api/openapi.json. Request bodies are the pydantic
+models below (PixelsRequest, ImageForm): one that does not match gets a 422 whose `detail` is one
+line; an unreadable image a 400; a body over MAX_BODY_BYTES a 413; never a 500.
 """
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import TinyDigitsError
 from .runs import Run
@@ -30,6 +36,50 @@ from .web import model_facts, served_files
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a drawing is a few KB; a photo of a digit fits comfortably
 PIXELS = 784
+SHOWN_ERRORS = 3  # validation problems named in one `detail` line
+
+
+# ------------------------------------------------------------------ request and response bodies
+
+ModelName = Literal["float", "int8"]
+Pixel = Annotated[float, Field(strict=True, ge=0, le=255, allow_inf_nan=False)]  # a number: no strings, booleans, lists
+
+
+class PixelsRequest(BaseModel):
+    """JSON body of POST /api/predict: a drawing."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt "model" is an error, not the float model
+    pixels: list[Pixel] = Field(min_length=PIXELS, max_length=PIXELS,
+                                description="row-major 28x28, 0-1 floats or 0-255 values, either polarity")
+    model: ModelName = "float"
+
+
+class ImageForm(BaseModel):
+    """multipart/form-data body of POST /api/predict: an image file (PNG, JPEG, BMP, GIF, TIFF, WebP ...)."""
+
+    file: UploadFile
+    model: ModelName = "float"
+
+
+class Prediction(BaseModel):
+    digit: int
+    probabilities: list[float] = Field(description="softmax output, one per class")
+    model: ModelName
+    seen: list[int] = Field(description="the 784 preprocessed pixels the model saw, 0-255")
+    blank: bool = Field(description="no ink was found: the digit is a guess")
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def problem_line(error: ValidationError | RequestValidationError) -> str:
+    """Pydantic's errors as one line: 'pixels.3: Input should be a valid number (and 780 more)'."""
+    errors = error.errors()
+    parts = [f"{'.'.join(str(part) for part in e['loc'] if part != 'body') or 'body'}: {e['msg']}"
+             for e in errors[:SHOWN_ERRORS]]
+    more = f" (and {len(errors) - SHOWN_ERRORS} more)" if len(errors) > SHOWN_ERRORS else ""
+    return "; ".join(parts) + more
 
 
 class Models:
@@ -52,27 +102,8 @@ class Models:
             return self.engines[model].predict(digits)
 
 
-def pixels_from_json(body: dict) -> np.ndarray:
-    """Validate {"pixels": [784 numbers]} (0-1 floats or 0-255 values) into a 28x28 float array."""
-    if not isinstance(body, dict) or "pixels" not in body:
-        raise TinyDigitsError('expected a JSON object {"pixels": [784 numbers]}')
-    pixels = body["pixels"]
-    if not isinstance(pixels, list) or len(pixels) != PIXELS:
-        got = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
-        raise TinyDigitsError(f"pixels must be a list of {PIXELS} numbers, got {got}")
-    grid = np.array(pixels)
-    if grid.dtype.kind not in "iuf" or grid.ndim != 1:  # strings, booleans, nulls, nested lists
-        raise TinyDigitsError("pixels must all be numbers")
-    grid = grid.astype(np.float64)
-    if not np.isfinite(grid).all():
-        raise TinyDigitsError("pixels must be finite (no NaN or infinity)")
-    if grid.min() < 0 or grid.max() > 255:
-        raise TinyDigitsError("pixels must lie in 0-1 (floats) or 0-255")
-    return grid.reshape(28, 28)
-
-
 def create_app(run: Run, models: Models | None = None) -> FastAPI:
-    from .preprocess import mnist_like, open_image, preprocess_pixels
+    from .preprocess import is_blank, mnist_like, open_image, preprocess_pixels
 
     models = models or Models(run)
     static = Path(str(resources.files("tinydigits").joinpath("static")))
@@ -89,6 +120,11 @@ def create_app(run: Run, models: Models | None = None) -> FastAPI:
     @app.exception_handler(TinyDigitsError)
     async def bad_input(request, exc):
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(ValidationError)
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc):
+        return JSONResponse({"detail": problem_line(exc)}, status_code=422)
 
     @app.get("/", include_in_schema=False)
     def index():
@@ -111,44 +147,35 @@ def create_app(run: Run, models: Models | None = None) -> FastAPI:
     def model() -> dict:
         return models.facts
 
-    @app.post("/api/predict", openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "object", "required": ["pixels"], "properties": {
-            "pixels": {"type": "array", "items": {"type": "number"}, "minItems": PIXELS, "maxItems": PIXELS},
-            "model": {"type": "string", "enum": ["float", "int8"], "default": "float"}}}},
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-            "file": {"type": "string", "format": "binary"}, "model": {"type": "string", "enum": ["float", "int8"]}}}}}}})
+    errors = {status: {"model": Problem, "description": why} for status, why in (
+        (400, "not a readable image, or a model this run does not have"), (413, f"body over {MAX_BODY_BYTES} bytes"),
+        (415, "neither JSON nor multipart"), (422, "the body or query does not match the schema"))}
+
+    @app.post("/api/predict", response_model=Prediction, responses=errors, openapi_extra={"requestBody": {
+        "required": True, "content": {"application/json": {"schema": PixelsRequest.model_json_schema()},
+                                      "multipart/form-data": {"schema": ImageForm.model_json_schema()}}}})
     async def predict(request: Request):
         """Probabilities of the ten digits for a drawing (JSON pixels) or an uploaded image file."""
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await _read_capped(request)
         if kind == "application/json":
-            try:
-                data = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise TinyDigitsError("body is not valid JSON") from None
-            digit = preprocess_pixels(pixels_from_json(data))
-            choice = data.get("model", "float") if isinstance(data, dict) else "float"
+            drawing = PixelsRequest.model_validate_json(body)
+            digit, choice = preprocess_pixels(np.array(drawing.pixels)), drawing.model
         elif kind == "multipart/form-data":
-            form = await _form(request, body)
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise TinyDigitsError('multipart body needs an image in the field "file"')
-            digit = mnist_like(open_image(await upload.read()))
-            choice = form.get("model", "float")
+            form = ImageForm.model_validate(dict((await _form(request, body)).multi_items()))
+            digit, choice = mnist_like(open_image(await form.file.read())), form.model
         else:
             return JSONResponse({"detail": "send application/json or multipart/form-data"}, status_code=415)
         if choice not in models.engines:
             raise TinyDigitsError(f"model must be one of {', '.join(models.engines)}, got {choice!r}")
         probs = models.predict(digit[None], choice)[0]
         result = {"digit": int(probs.argmax()), "probabilities": [round(float(p), 6) for p in probs],
-                  "model": choice, "seen": digit.ravel()}
+                  "model": choice, "seen": digit.ravel(), "blank": is_blank(digit)}
         return Response(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
-    @app.get("/api/mistakes")
-    def wrong(offset: int = 0, limit: int = 24) -> dict:
+    @app.get("/api/mistakes", responses={422: errors[422]})
+    def wrong(offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=100)] = 24) -> dict:
         """Test images the float model gets wrong, most confident first, with their probabilities."""
-        if not (0 <= offset and 1 <= limit <= 100):
-            raise TinyDigitsError("offset must be >= 0 and limit between 1 and 100")
         return {"total": len(mistakes), "items": mistakes[offset:offset + limit]}
 
     return app
@@ -181,7 +208,7 @@ async def _read_capped(request) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise TinyDigitsError(f"request body over {MAX_BODY_BYTES} bytes")
+            raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -225,7 +252,22 @@ def app_from_environment() -> FastAPI:
     return app
 
 
-def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def check_can_listen(host: str, port: int) -> None:
+    """Bind and release host:port, so a taken port or an unknown host is one clear error before start-up."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except socket.gaierror as e:
+        raise TinyDigitsError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    except OSError as e:
+        raise TinyDigitsError(f"cannot listen on {host}:{port} ({e.strerror}; is another server using the port?)") from None
+
+
+def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, announce=print) -> None:
+    """Serve the app; everything that can fail (run folder, models, port) is checked before `announce`."""
     import os
 
     import uvicorn
@@ -234,15 +276,16 @@ def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1)
         raise TinyDigitsError(f"--port must be 1-65535, got {port}")
     if workers < 1:
         raise TinyDigitsError(f"--workers must be at least 1, got {workers}")
+    check_can_listen(host, port)
+    app = create_app(run) if workers == 1 else Models(run)  # one clear error, not one per worker
+    announce(f"tinydigits serving {run.folder} on http://{host}:{port}/ (Ctrl+C to stop)")
     if workers == 1:
-        app = create_app(run)
         _freeze_heap()
         try:
             uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             gc.unfreeze()  # called from Python (a notebook): the caller gets its collector back
         return
-    Models(run)  # fail here, with one clear error, rather than in every worker
     os.environ["TINYDIGITS_SERVE_RUN"] = str(run.folder.resolve())
     uvicorn.run("tinydigits.serve:app_from_environment", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
