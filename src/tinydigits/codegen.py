@@ -54,8 +54,11 @@ def read_tflite(model: bytes):
     """The model's flatbuffer as TFLM's object API tree (ModelT), with a clear error if it is not one."""
     from tflite_micro.python.tflite_micro import runtime
 
+    from .convert import LiteRT
+
     if len(model) < 8 or model[4:8] != b"TFL3":
         raise TinyDigitsError("not a .tflite model (no TFL3 identifier)")
+    LiteRT(model)  # refuses a damaged flatbuffer (offsets, tensor and buffer indices) with one clear error
     try:
         return runtime.convert_bytearray_to_object(bytearray(model))
     except Exception as e:  # flatbuffers raises struct/index errors on damaged files

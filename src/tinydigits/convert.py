@@ -109,13 +109,17 @@ class LiteRT:
     def __init__(self, model: bytes, reference: bool = False):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        try:
+        try:  # LiteRT verifies the flatbuffer and checks every tensor, buffer and op as it builds the graph
             self.interpreter = Interpreter(model_content=model, experimental_op_resolver_type=(
                 OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO))
+            self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise TinyDigitsError(f"not a valid .tflite model ({str(e).splitlines()[0][:120]})") from None
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+            raise TinyDigitsError(f"not a valid .tflite model ({(str(e).strip().splitlines() or [''])[0][:120]})") from None
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1 or int(np.prod(inputs[0]["shape"][1:])) != 28 * 28 \
+                or inputs[0]["dtype"] not in (np.float32, np.int8) or outputs[0]["dtype"] not in (np.float32, np.int8):
+            raise TinyDigitsError("not a digit model: expected one 28x28 float32 or int8 input and one output")
+        self.input, self.output = inputs[0], outputs[0]
         self.int8 = self.input["dtype"] == np.int8
         self.input_q = Quantization(*self.input["quantization"])
         self.output_q = Quantization(*self.output["quantization"])

@@ -13,11 +13,12 @@ the best model that fits is kept as a normal run folder, DIR/best.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import TinyDigitsError
 from .model import Recipe
@@ -100,14 +101,35 @@ def best(rows: list[dict], budget: Budget) -> dict | None:
     return max(fitting, key=lambda r: (r["validation_accuracy"], -r["flash_bytes"])) if fitting else None
 
 
+class Candidate(BaseModel):
+    """One row of DIR/search.json: what resuming, choosing and reporting read (more fields are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    flash_bytes: int = Field(ge=0)
+    ram_bytes: int = Field(ge=0)
+    validation_accuracy: float = Field(ge=0, le=1)
+    test_accuracy: float = Field(ge=0, le=1)
+
+
+class Progress(BaseModel):
+    candidates: list[Candidate]
+
+
 def load_progress(out: Path) -> list[dict]:
+    """The candidates a previous search of `out` measured ([] if none), validated."""
     path = out / "search.json"
     if not path.exists():
         return []
     try:
-        return json.loads(path.read_text())["candidates"]
-    except (ValueError, KeyError) as e:
-        raise TinyDigitsError(f"{path}: cannot resume from it ({e})") from None
+        progress = Progress.model_validate_json(path.read_bytes())
+    except OSError as e:
+        raise TinyDigitsError(f"{path}: cannot read it ({e.strerror})") from None
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "top level"
+        raise TinyDigitsError(f"{path}: cannot resume from it ({where}: {first['msg']})") from None
+    return [c.model_dump() for c in progress.candidates]
 
 
 def save_progress(out: Path, rows: list[dict], budget: Budget) -> None:
