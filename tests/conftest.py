@@ -50,3 +50,13 @@ def converted_run(lesson_run):
 
     assert main(["convert", str(lesson_run)]) == 0
     return lesson_run
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many cases the fuzz suite ran, per kind (recorded in bench/README.md)."""
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz")
+    if fuzz is not None and fuzz.CASES:
+        terminalreporter.write_line(f"fuzz cases: {sum(fuzz.CASES.values())} in all; "
+                                    + ", ".join(f"{kind} {n}" for kind, n in fuzz.CASES.items()))

@@ -8,6 +8,7 @@ example counts are in FUZZ_EXAMPLES and the totals are recorded in bench/README.
 Corruptions of a valid file: truncation, bytes overwritten (biased towards the header), random
 bytes inserted, or the whole file replaced by random bytes.
 """
+import collections
 import contextlib
 import functools
 import gzip
@@ -16,6 +17,7 @@ import io
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +30,13 @@ from conftest import idx_bytes
 from tinydigits.cli import main
 from tinydigits.errors import TinyDigitsError
 
-FUZZ_EXAMPLES = {  # cases per test; the whole file runs in about a minute on 2 cores
-    "idx": 150, "image": 300, "keras": 25, "tflite": 150, "deploy_json": 40, "metrics_json": 25,
-    "search_json": 150, "variants": 200, "api_json": 150, "api_multipart": 60, "api_schema": 40,
+FUZZ_EXAMPLES = {  # cases per test (more where a case is cheap); the file runs in about a minute on 2 cores
+    "idx": 300, "image": 500, "keras": 60, "tflite": 200, "deploy_json": 80, "metrics_json": 40,
+    "search_json": 300, "variants": 300, "api_json": 300, "api_multipart": 150, "api_schema": 100,
 }
+
+
+CASES = collections.Counter()  # cases run per kind; conftest prints them at the end of the session
 
 
 def fuzz(kind: str):
@@ -111,6 +116,7 @@ LABELS = np.arange(6, dtype=np.uint8)
 @fuzz("idx")
 @given(st.sampled_from(["x_train", "y_test"]), st.booleans(), st.data())
 def test_idx_files(which, gzipped, data):
+    CASES["idx"] += 1
     from tinydigits.data import FILES, load_dataset
 
     arrays = {"x_train": SMALL, "y_train": LABELS, "x_test": SMALL, "y_test": LABELS}
@@ -152,14 +158,17 @@ def image_file(mode: str, fmt: str) -> bytes:
 @fuzz("image")
 @given(st.sampled_from(IMAGE_KINDS), st.data())
 def test_image_files(kind, data):
+    CASES["image"] += 1
     from tinydigits.preprocess import mnist_like, open_image
 
     damaged = data.draw(corrupted(image_file(*kind)))
-    try:
-        digit = mnist_like(open_image(damaged))
-    except TinyDigitsError as e:
-        refused(e)
-        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's warnings about damaged metadata would be stray stderr lines
+        try:
+            digit = mnist_like(open_image(damaged))
+        except TinyDigitsError as e:
+            refused(e)
+            return
     assert digit.shape == (28, 28) and digit.dtype == np.uint8
 
 
@@ -182,6 +191,7 @@ def digit_png(tmp_path_factory, mnist):
 @fuzz("keras")
 @given(data=st.data())
 def test_keras_file(converted_run, digit_png, data):
+    CASES["keras"] += 1
     damaged = data.draw(corrupted((converted_run / "model.keras").read_bytes()))
     with copy_of(converted_run, **{"model.keras": damaged}) as (run, before):
         code, err = run_cli("predict", run, digit_png, "--json")
@@ -192,6 +202,7 @@ def test_keras_file(converted_run, digit_png, data):
 @fuzz("tflite")
 @given(data=st.data())
 def test_tflite_file(converted_run, data):
+    CASES["tflite"] += 1
     from tinydigits.convert import LiteRT
 
     damaged = data.draw(corrupted((converted_run / "model_int8.tflite").read_bytes()))
@@ -213,6 +224,7 @@ def test_tflite_file(converted_run, data):
 @given(st.one_of(corrupted(b'{"forms": [{"form": "TFLM int8", "arena_bytes": 3376}]}'),
                  JSON_VALUES.map(lambda v: json.dumps(v).encode())))
 def test_deploy_json(converted_run, damaged):
+    CASES["deploy_json"] += 1
     with copy_of(converted_run, **{"deploy.json": damaged}) as (run, before):
         out = run.parent / "export"
         code, err = run_cli("export-c", run, "--out", out)
@@ -222,11 +234,12 @@ def test_deploy_json(converted_run, damaged):
 
 @fuzz("metrics_json")
 @given(data=st.data())
-def test_metrics_json(converted_run, digit_png, data):
+def test_metrics_json(converted_run, data):
+    CASES["metrics_json"] += 1
     valid = (converted_run / "metrics.json").read_bytes()
     damaged = data.draw(st.one_of(corrupted(valid), JSON_VALUES.map(lambda v: json.dumps(v).encode())))
     with copy_of(converted_run, **{"metrics.json": damaged}) as (run, before):
-        code, err = run_cli("predict", run, digit_png, "--json")
+        code, err = run_cli("predict", run, "--index", "0", "--json")  # reads the recipe and the dataset it names
         assert_clean_failure(code, err)
         assert fingerprint(run) == before
 
@@ -243,6 +256,7 @@ VALID_SEARCH = json.dumps({"budget": {"flash_bytes": 8192, "ram_bytes": 2048}, "
 @given(st.one_of(corrupted(VALID_SEARCH), JSON_VALUES.map(lambda v: json.dumps(v).encode()),
                  JSON_VALUES.map(lambda v: json.dumps({"candidates": [v]}).encode())))
 def test_search_json(damaged):
+    CASES["search_json"] += 1
     from tinydigits.search import Budget, best, load_progress, mark_front, table
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -261,6 +275,7 @@ def test_search_json(damaged):
 @fuzz("variants")
 @given(st.sampled_from([".toml", ".json"]), st.data())
 def test_variants_file(suffix, data):
+    CASES["variants"] += 1
     from tinydigits.compare import variants, variants_from_file
     from tinydigits.model import Recipe
 
@@ -288,9 +303,10 @@ def test_variants_file(suffix, data):
 
 @pytest.fixture(scope="module")
 def app(converted_run):
+    from tinydigits.runs import Run
     from tinydigits.serve import create_app
 
-    return create_app(converted_run)
+    return create_app(Run(converted_run))
 
 
 @pytest.fixture(scope="module")
@@ -307,10 +323,23 @@ def assert_4xx_or_ok(r):
         assert isinstance(r.json()["detail"], str) and "\n" not in r.json()["detail"], r.text
 
 
+def pixels_with_damage() -> st.SearchStrategy[list]:
+    """784 valid pixels with up to four entries replaced by any JSON value (ragged, strings, NaN, huge ...)."""
+    def damage(args):
+        pixels, edits = args
+        for at, value in edits:
+            pixels[at] = value
+        return pixels
+
+    return st.tuples(st.lists(st.floats(0, 255), min_size=784, max_size=784),
+                     st.lists(st.tuples(st.integers(0, 783), JSON_VALUES), max_size=4)).map(damage)
+
+
 @fuzz("api_json")
-@given(st.one_of(JSON_VALUES, st.fixed_dictionaries({"pixels": st.lists(JSON_VALUES, min_size=784, max_size=784)}),
-                 st.fixed_dictionaries({"pixels": st.lists(st.floats(), min_size=784, max_size=784), "model": JSON_VALUES})))
+@given(st.one_of(JSON_VALUES, st.fixed_dictionaries({"pixels": pixels_with_damage()},
+                                                     optional={"model": JSON_VALUES | st.sampled_from(["float", "int8"])})))
 def test_api_random_json(client, body):
+    CASES["api_json"] += 1
     r = client.post("/api/predict", content=json.dumps(body), headers={"content-type": "application/json"})
     assert_4xx_or_ok(r)
 
@@ -319,6 +348,7 @@ def test_api_random_json(client, body):
 @given(st.one_of(corrupted(image_file("L", "PNG")), corrupted(image_file("RGB", "JPEG"))), st.sampled_from(["file", "image"]),
        st.none() | st.text(max_size=6), st.binary(max_size=64))
 def test_api_random_multipart(client, image, field, model, raw):
+    CASES["api_multipart"] += 1
     form = {} if model is None else {"model": model}
     assert_4xx_or_ok(client.post("/api/predict", files={field: ("x.png", image, "image/png")}, data=form))
     assert_4xx_or_ok(client.post("/api/predict", content=raw, headers={"content-type": "multipart/form-data; boundary=b"}))
@@ -352,6 +382,7 @@ def test_api_schema(api_schema, endpoint, mode):
     @fuzz("api_schema")
     @given(api_schema[path][method].as_strategy(GenerationMode(mode)))
     def check(case):
+        CASES[f"api_schema {endpoint} {mode}"] += 1
         response = case.call_and_validate(checks=checks + ([negative_data_rejection] if mode == "negative" else []))
         event(f"status {response.status_code}")
 

@@ -60,7 +60,7 @@ def test_nothing_is_written_after_a_swallowed_press(tmp_path):
         signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt), ctrl_c_stops():
-        with staged_folder(tmp_path / "run") as tmp:
+        with staged_folder(tmp_path / "run", "run") as tmp:
             write_text(tmp / "a.txt", "complete")
             gc.callbacks.insert(0, press_inside_gc)
             gc.collect()

@@ -12,6 +12,7 @@ change with the Pillow version and static/preprocess.js can repeat it byte for b
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,12 @@ def open_image(source) -> Image.Image:
 
     name = str(source) if isinstance(source, (str, Path)) else "upload"
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        if image.width * image.height > MAX_PIXELS:
-            raise TinyDigitsError(f"{name}: image too large ({image.width}x{image.height})")
-        image.load()
+        with warnings.catch_warnings():  # PIL warns about damaged metadata it skips: the pixels are what count
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            if image.width * image.height > MAX_PIXELS:
+                raise TinyDigitsError(f"{name}: image too large ({image.width}x{image.height})")
+            image.load()
     except FileNotFoundError:
         raise TinyDigitsError(f"{name}: file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
