@@ -169,7 +169,7 @@ def test_deploy_bad_inputs(tmp_path, lesson_run, capsys, mnist, monkeypatch):
     assert code == 2 and "no model_int8.tflite" in err
     (run / "model_int8.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\xff" * 40)
     code, err = _run(capsys, "export-c", run, "--out", tmp_path / "o")
-    assert code == 2 and "corrupt .tflite" in err and not (tmp_path / "o").exists()
+    assert code == 2 and "not a valid .tflite model" in err and not (tmp_path / "o").exists()
     (run / "model_int8.tflite").write_bytes(b"not a model at all")
     code, err = _run(capsys, "export-c", run, "--out", tmp_path / "o")
     assert code == 2 and "model_int8.tflite: not a .tflite model" in err
