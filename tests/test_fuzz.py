@@ -31,7 +31,7 @@ from tinydigits.cli import main
 from tinydigits.errors import TinyDigitsError
 
 FUZZ_EXAMPLES = {  # cases per test (more where a case is cheap); the file runs in about a minute on 2 cores
-    "idx": 300, "image": 500, "keras": 60, "tflite": 200, "deploy_json": 80, "metrics_json": 40,
+    "idx": 300, "verdicts": 100, "manifest": 100, "image": 500, "keras": 60, "tflite": 200, "deploy_json": 80, "metrics_json": 40,
     "search_json": 300, "variants": 300, "api_json": 300, "api_multipart": 150, "api_schema": 100,
 }
 
@@ -134,6 +134,52 @@ def test_idx_files(which, gzipped, data):
             return
     assert ds.x_train.shape[1:] == ds.x_test.shape[1:] and len(ds.x_train) == len(ds.y_train)
     assert ds.y_train.max() <= 9
+
+
+@fuzz("verdicts")
+@given(st.one_of(corrupted(b'{"/data/mnist/t10k-labels-idx1-ubyte:10008:1700000000:27ae3e4e": true}'),
+                 JSON_VALUES.map(lambda v: json.dumps(v).encode())))
+def test_checksum_cache(monkeypatch, damaged):
+    """The cache of checksum verdicts (verified.json) is advisory: damaged, it costs a re-check, never a crash."""
+    from tinydigits import data
+
+    CASES["verdicts"] += 1
+    arrays = {"x_train": SMALL, "y_train": LABELS, "x_test": SMALL, "y_test": LABELS}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, cache = Path(tmp) / "tiny", Path(tmp) / "cache"
+        folder.mkdir()
+        cache.mkdir()
+        for key, name in data.FILES.items():
+            (folder / name[:-3]).write_bytes(idx_bytes(arrays[key]))
+        monkeypatch.setitem(data.CHECKSUMS, "tiny", {k: hashlib.md5(idx_bytes(a)).hexdigest() for k, a in arrays.items()})
+        (cache / "verified.json").write_bytes(damaged)
+        ds = data.load_dataset("tiny", roots=[Path(tmp)], cache_dir=cache, allow_download=False)
+        assert np.array_equal(ds.x_train, SMALL)
+        verdicts = json.loads((cache / "verified.json").read_text())
+        assert sum(stamp.startswith(str(folder)) for stamp in verdicts) == 4  # this dataset's verdicts were added
+
+
+@fuzz("manifest")
+@given(st.one_of(corrupted(b'{"kind": "run", "version": 1, "created_by": "tinydigits train"}'),
+                 JSON_VALUES.map(lambda v: json.dumps(v).encode())))
+def test_folder_manifest(damaged):
+    """A damaged .tinydigits.json: the folder is ours only if the manifest still says so; never a crash."""
+    from tinydigits.artifacts import MANIFEST, preflight
+
+    CASES["manifest"] += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "out"
+        folder.mkdir()
+        (folder / MANIFEST).write_bytes(damaged)
+        (folder / "notes.txt").write_text("a user's file")
+        try:
+            preflight(folder, force=True)
+            kind = json.loads(damaged)["kind"]
+            event("accepted as ours")
+            assert kind == "run", kind
+        except TinyDigitsError as e:
+            refused(e)
+        assert (folder / "notes.txt").read_text() == "a user's file"
 
 
 # -------------------------------------------------------------------------------------- images

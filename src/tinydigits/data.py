@@ -176,6 +176,8 @@ def _verified(path: Path, md5: str, cache_dir: Path) -> None:
         verdicts = json.loads(verdicts_file.read_text())
     except (OSError, ValueError):
         verdicts = {}
+    if not isinstance(verdicts, dict):  # a damaged cache only costs the check
+        verdicts = {}
     st = path.stat()
     stamp = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{md5}"
     if verdicts.get(stamp):
