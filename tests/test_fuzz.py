@@ -187,7 +187,9 @@ def test_folder_manifest(damaged):
 IMAGE_KINDS = [("1", "PNG"), ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("RGB", "PNG"), ("RGBA", "PNG"),
                ("I;16", "PNG"), ("L", "JPEG"), ("RGB", "JPEG"), ("CMYK", "JPEG"), ("P", "GIF"), ("L", "BMP"),
                ("RGB", "BMP"), ("RGBA", "WEBP"), ("L", "TIFF"), ("I;16", "TIFF"), ("I", "TIFF"), ("F", "TIFF"),
-               ("CMYK", "TIFF"), ("LAB", "TIFF"), ("L", "PPM"), ("RGB", "TGA"), ("RGBA", "ICO")]
+               ("CMYK", "TIFF"), ("LAB", "TIFF"), ("L", "PPM"), ("RGB", "TGA"), ("RGBA", "ICO"), ("1", "TIFF"),
+               ("P", "BMP"), ("LA", "TIFF"), ("RGBA", "TIFF"), ("RGB", "PCX"), ("L", "JPEG2000"), ("I;16", "JPEG2000"),
+               ("RGB", "SGI"), ("RGBA", "QOI"), ("RGB", "AVIF")]
 
 
 @functools.cache

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from .errors import TinyDigitsError
 
@@ -39,9 +39,11 @@ def open_image(source) -> Image.Image:
             if image.width * image.height > MAX_PIXELS:
                 raise TinyDigitsError(f"{name}: image too large ({image.width}x{image.height})")
             image.load()
+    except TinyDigitsError:
+        raise
     except FileNotFoundError:
         raise TinyDigitsError(f"{name}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Exception as e:  # decoders of damaged files raise many types: OSError, ValueError, SyntaxError, RuntimeError (AVIF) ...
         raise TinyDigitsError(f"{name}: not a readable image ({type(e).__name__})") from None
     return image
 
