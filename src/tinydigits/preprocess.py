@@ -43,7 +43,7 @@ def open_image(source) -> Image.Image:
         raise
     except FileNotFoundError:
         raise TinyDigitsError(f"{name}: file not found") from None
-    except Exception as e:  # decoders of damaged files raise many types: OSError, ValueError, SyntaxError, RuntimeError (AVIF) ...
+    except Exception as e:  # damaged files make decoders raise many types: OSError, ValueError, RuntimeError ...
         raise TinyDigitsError(f"{name}: not a readable image ({type(e).__name__})") from None
     return image
 
