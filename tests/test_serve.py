@@ -146,3 +146,10 @@ def test_serve_on_a_taken_port_or_unknown_host_fails_before_announcing(converted
     expected = f"cannot listen on 127.0.0.1:{port} (Address already in use" if host == "127.0.0.1" else \
         "--host no-such-host.invalid: not an address of this machine"
     assert code == 2 and out == "" and err.startswith(f"error: {expected}") and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_odd_key_stays_on_one_line(client):
+    r = client.post("/api/predict", json={"\n": 1, "x" * 100: 2})
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and "\n" not in detail and "'\\n': Extra inputs are not permitted" in detail, detail
+    assert "; " + "x" * 40 + ": Extra" in detail and "x" * 41 not in detail

@@ -75,9 +75,13 @@ class Problem(BaseModel):
 
 def problem_line(error: ValidationError | RequestValidationError) -> str:
     """Pydantic's errors as one line: 'pixels.3: Input should be a valid number (and 780 more)'."""
+    def where(loc) -> str:  # a key the client sent may hold anything: quoted and cut unless a plain name
+        names = [str(p) if isinstance(p, int) else p[:40] if p.isidentifier() else repr(p[:40])
+                 for p in loc if p != "body"]
+        return ".".join(names) or "body"
+
     errors = error.errors()
-    parts = [f"{'.'.join(str(part) for part in e['loc'] if part != 'body') or 'body'}: {e['msg']}"
-             for e in errors[:SHOWN_ERRORS]]
+    parts = [f"{where(e['loc'])}: {' '.join(e['msg'].split())}" for e in errors[:SHOWN_ERRORS]]
     more = f" (and {len(errors) - SHOWN_ERRORS} more)" if len(errors) > SHOWN_ERRORS else ""
     return "; ".join(parts) + more
 
