@@ -261,6 +261,15 @@ def test_predict_16bit_png_blank_image_and_a_bad_file_among_good_ones(lesson_run
     assert [r.get("blank") for r in results] == [False, None, True]
 
 
+def test_save_preprocessed_into_a_file_is_one_line(lesson_run, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("a user's notes")
+    Image.new("L", (40, 40), 255).save(tmp_path / "page.png")
+    for target in ("notes.txt", "notes.txt/seen"):
+        code, _, err = run_cli(capsys, "predict", lesson_run, tmp_path / "page.png", "--save-preprocessed", tmp_path / target)
+        assert code == 2 and err.startswith(f"error: --save-preprocessed {tmp_path / target}: cannot be created"), err
+        assert len(err.strip().splitlines()) == 1 and (tmp_path / "notes.txt").read_text() == "a user's notes"
+
+
 def test_hidden_without_a_value_is_refused(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "--hidden", "--epochs", "1", "--out", tmp_path / "x")
     assert code == 2 and "--hidden: expected at least one argument" in err and len(err.strip().splitlines()) == 1

@@ -102,6 +102,12 @@ def cmd_predict(args):
     if args.top < 1:
         raise TinyDigitsError(f"--top must be at least 1, got {args.top}")
     run = Run(args.run)
+    if args.save_preprocessed is not None and args.index is None:  # a folder the user adds files to
+        try:
+            args.save_preprocessed.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TinyDigitsError(f"--save-preprocessed {args.save_preprocessed}: cannot be created "
+                                  f"({e.strerror or type(e).__name__})") from None
     if args.index is not None:
         ds = run.dataset()
         if not 0 <= args.index < len(ds.x_test):
