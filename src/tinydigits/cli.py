@@ -103,6 +103,7 @@ def cmd_predict(args):
         raise TinyDigitsError(f"--top must be at least 1, got {args.top}")
     run = Run(args.run)
     if args.save_preprocessed is not None and args.index is None:  # a folder the user adds files to
+        run.model()  # a damaged model is reported before the folder is made
         try:
             args.save_preprocessed.mkdir(parents=True, exist_ok=True)
         except OSError as e:
