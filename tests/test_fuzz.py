@@ -239,9 +239,10 @@ def test_keras_file(converted_run, digit_png, data):
     CASES["keras"] += 1
     damaged = data.draw(corrupted((converted_run / "model.keras").read_bytes()))
     with copy_of(converted_run, "model.keras", damaged) as (run, before):
-        code, err = run_cli("predict", run, digit_png, "--json")
+        seen = run.parent / "seen"
+        code, err = run_cli("predict", run, digit_png, "--json", "--save-preprocessed", seen)
         assert_clean_failure(code, err)
-        assert fingerprint(run) == before
+        assert fingerprint(run) == before and seen.exists() == (code == 0)
 
 
 @fuzz("tflite")
