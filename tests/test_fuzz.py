@@ -245,6 +245,15 @@ def test_keras_file(converted_run, digit_png, data):
         assert fingerprint(run) == before and seen.exists() == (code == 0)
 
 
+def export_c_all_or_nothing(run: Path, before: dict) -> None:
+    """`export-c` of a damaged run: exit 0 with the folder, or exit 2 with one line, no folder, no partial one."""
+    out = run.parent / "export"
+    code, err = run_cli("export-c", run, "--out", out)
+    assert_clean_failure(code, err)
+    assert fingerprint(run) == before and out.exists() == (code == 0)
+    assert not [p for p in run.parent.iterdir() if p.name.startswith(".")]
+
+
 @fuzz("tflite")
 @given(data=st.data())
 def test_tflite_file(converted_run, data):
@@ -253,11 +262,7 @@ def test_tflite_file(converted_run, data):
     CASES["tflite"] += 1
     damaged = data.draw(corrupted((converted_run / "model_int8.tflite").read_bytes()))
     with copy_of(converted_run, "model_int8.tflite", damaged) as (run, before):
-        out = run.parent / "export"
-        code, err = run_cli("export-c", run, "--out", out)
-        assert_clean_failure(code, err)
-        assert fingerprint(run) == before
-        assert out.exists() == (code == 0) and not [p for p in run.parent.iterdir() if p.name.startswith(".")]
+        export_c_all_or_nothing(run, before)
     try:  # what `serve` does with it: load it and answer one drawing
         probabilities = LiteRT(damaged).predict(np.zeros((1, 28, 28), np.uint8))
     except TinyDigitsError as e:
@@ -272,10 +277,7 @@ def test_tflite_file(converted_run, data):
 def test_deploy_json(converted_run, damaged):
     CASES["deploy_json"] += 1
     with copy_of(converted_run, "deploy.json", damaged) as (run, before):
-        out = run.parent / "export"
-        code, err = run_cli("export-c", run, "--out", out)
-        assert_clean_failure(code, err)
-        assert fingerprint(run) == before and out.exists() == (code == 0)
+        export_c_all_or_nothing(run, before)
 
 
 @fuzz("metrics_json")
