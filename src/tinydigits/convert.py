@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import normalize
-from .errors import TinyDigitsError
+from .errors import TinyDigitsError, first_line
 
 CALIBRATION_IMAGES = 500  # representative training images for the int8 ranges
 SUPPORTED = "Flatten, Reshape, AveragePooling2D and Dense (relu, linear, sigmoid, tanh, softmax)"
@@ -82,7 +82,7 @@ def to_tflite(model, calibration: np.ndarray | None = None) -> bytes:
     try:
         return bytes(converter.convert())
     except Exception as e:  # the converter's own exceptions carry MLIR dumps; keep the first line
-        raise TinyDigitsError(f"TFLite conversion failed: {str(e).strip().splitlines()[0][:200]}") from None
+        raise TinyDigitsError(f"TFLite conversion failed: {first_line(e, 200)}") from None
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class LiteRT:
                 OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO))
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise TinyDigitsError(f"not a valid .tflite model ({(str(e).strip().splitlines() or [''])[0][:120]})") from None
+            raise TinyDigitsError(f"not a valid .tflite model ({first_line(e, 120)})") from None
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1 or int(np.prod(inputs[0]["shape"][1:])) != 28 * 28 \
                 or inputs[0]["dtype"] not in (np.float32, np.int8) or outputs[0]["dtype"] not in (np.float32, np.int8):

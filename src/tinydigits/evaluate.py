@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .artifacts import preflight, save_figure, staged_folder, write_json
+from .plots import confusion_matrix_figure, image_gallery
+from .predict import predict_digits
 from .runs import RUN_FILES, Run
 
 EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [eps, 1-eps] before the log
@@ -61,10 +64,6 @@ def format_report(report: dict, class_names: list[str]) -> str:
 
 def evaluate_run(run: Run, command: str = "") -> tuple[dict, list[str]]:
     """Score a `Run`'s model on its test set; add confusion.png, mistakes.png, evaluation.json as one set."""
-    from .artifacts import preflight, save_figure, staged_folder, write_json
-    from .plots import confusion_matrix_figure, image_gallery
-    from .predict import predict_digits
-
     preflight(run.folder, resume="run")
     ds = run.dataset()
     probabilities = predict_digits(run.model(), ds.x_test)

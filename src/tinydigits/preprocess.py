@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import TinyDigitsError
+from .model import IMAGE_SIZE
 
-FRAME = 28        # output side, pixels
+FRAME = IMAGE_SIZE  # output side, pixels: MNIST's
 BOX = 20          # the ink's longer side after scaling, pixels
 INK_LEVEL = 0.10  # fraction of the ink's full strength that counts as ink when cropping
 MAX_PIXELS = 40_000_000  # refuse decompression bombs

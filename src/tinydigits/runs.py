@@ -23,7 +23,8 @@ from functools import cached_property
 from pathlib import Path
 
 from .artifacts import MANIFEST
-from .errors import TinyDigitsError
+from .data import load_dataset
+from .errors import TinyDigitsError, first_line
 from .model import Recipe
 
 TFLITE_IDENTIFIER = b"TFL3"  # bytes 4-8 of every .tflite flatbuffer
@@ -67,7 +68,7 @@ def read_json(path: Path, expect: type = dict):
     except OSError as e:
         raise TinyDigitsError(f"{path}: cannot read it ({e.strerror})") from None
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-        raise TinyDigitsError(f"{path}: not valid JSON, truncated or damaged ({str(e).splitlines()[0][:80]})") from None
+        raise TinyDigitsError(f"{path}: not valid JSON, truncated or damaged ({first_line(e, 80)})") from None
     if not isinstance(value, expect):
         raise TinyDigitsError(f"{path}: expected a JSON {expect.__name__}, got {type(value).__name__}")
     return value
@@ -117,8 +118,8 @@ class Run:
             try:
                 self._model = keras.saving.load_model(self.paths.model, compile=False)
             except Exception as e:  # keras raises many types for a damaged archive
-                first = (str(e).strip().splitlines() or [""])[0][:160]
-                raise TinyDigitsError(f"{self.paths.model}: cannot load the model ({type(e).__name__}: {first})") from None
+                raise TinyDigitsError(f"{self.paths.model}: cannot load the model "
+                                      f"({type(e).__name__}: {first_line(e, 160)})") from None
         return self._model
 
     @cached_property
@@ -128,6 +129,11 @@ class Run:
         for key, kind in (("test_accuracy", (int, float)), ("recipe", dict)):
             if not isinstance(metrics.get(key), kind):
                 raise TinyDigitsError(f"{self.paths.metrics}: no valid {key!r}")
+        dataset = metrics.get("dataset")
+        if dataset is not None and not (isinstance(dataset, dict) and isinstance(dataset.get("name", ""), str)
+                                        and isinstance(dataset.get("data_dir"), (str, type(None)))):
+            raise TinyDigitsError(f"{self.paths.metrics}: 'dataset' must be {{\"name\": str, \"data_dir\": str or null}}, "
+                                  f"got {json.dumps(dataset)[:80]}")
         return metrics
 
     @cached_property
@@ -147,8 +153,6 @@ class Run:
 
     def dataset(self, allow_download: bool = True):
         """The dataset the run was trained on: by name, or the folder given with --data-dir."""
-        from .data import load_dataset
-
         recorded = self.metrics.get("dataset") or {}
         if recorded.get("data_dir"):
             return load_dataset(recorded.get("name", "custom"), data_dir=Path(recorded["data_dir"]))
@@ -169,6 +173,14 @@ class Run:
                 raise TinyDigitsError(f"{self.paths.int8_model}: not a .tflite model (truncated or damaged)")
             self._int8 = data
         return self._int8
+
+    def refresh(self) -> Run:
+        """Forget the files read from the folder (after `convert` rewrote some); returns the run. The Keras
+        model stays: only `train`, which makes a new folder, writes model.keras."""
+        self._int8 = None
+        for name in ("metrics", "history", "recipe"):
+            self.__dict__.pop(name, None)
+        return self
 
     def deploy_report(self) -> dict | None:
         """deploy.json (the forms `convert` measured), or None before `convert` ran."""

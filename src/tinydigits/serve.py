@@ -16,6 +16,7 @@ line; an unreadable image a 400; a body over MAX_BODY_BYTES a 413; never a 500.
 from __future__ import annotations
 
 import gc
+import os
 import socket
 import threading
 from importlib import resources
@@ -249,8 +250,6 @@ def _mistakes(models: Models, ds) -> list[dict]:
 
 def app_from_environment() -> FastAPI:
     """The app factory each uvicorn worker process calls; `serve` passes the run folder in the environment."""
-    import os
-
     app = create_app(Run(os.environ["TINYDIGITS_SERVE_RUN"]))
     _freeze_heap()
     return app
@@ -272,8 +271,6 @@ def check_can_listen(host: str, port: int) -> None:
 
 def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, announce=print) -> None:
     """Serve the app; everything that can fail (run folder, models, port) is checked before `announce`."""
-    import os
-
     import uvicorn
 
     if not 0 < port < 65536:

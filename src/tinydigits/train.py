@@ -28,6 +28,7 @@ from .artifacts import save_figure, staged_folder, write_bytes, write_json
 from .data import Dataset, normalize
 from .interrupt import check as check_interrupt
 from .model import Recipe, build_model, compile_model
+from .runs import RUN_FILES
 
 STEPS_PER_EXECUTION = 200  # batches per compiled call: removes Python overhead, same updates
 VALIDATION_BATCH = 1000    # evaluation only: the batch size changes the speed, not the numbers
@@ -109,7 +110,6 @@ def save_run(result: TrainResult, run_dir: Path, force: bool = False, int8_model
     An existing folder is replaced only with `force`, and only if tinydigits wrote it.
     """
     from .plots import training_curves
-    from .runs import RUN_FILES
 
     run_dir = Path(run_dir)
     with staged_folder(run_dir, "run", command or "tinydigits.train.save_run", force) as tmp:

@@ -39,6 +39,7 @@ def convert_run(run: Run, calibration: int = CALIBRATION_IMAGES, tflm: bool = Tr
         write_bytes(tmp / RUN_FILES.int8_model, int8_bytes)
         save_figure(figure, tmp / RUN_FILES.flips)
         write_json(tmp / RUN_FILES.deploy, report)
+    run.refresh()  # export-c after convert in one notebook must see the new model_int8.tflite
     return report
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TinyDigitsError
+from ..errors import TinyDigitsError, first_line
 from ..model import NUM_CLASSES
 from . import require_packages, run_tool
 from .host import STRICT
@@ -61,7 +61,7 @@ def run(wasm: bytes, inputs: np.ndarray) -> np.ndarray:
     try:
         instance = wasmtime.Instance(store, wasmtime.Module(store.engine, wasm), [])
     except wasmtime.WasmtimeError as e:
-        raise TinyDigitsError(f"not a loadable tinydigits .wasm ({str(e).splitlines()[0][:160]})") from None
+        raise TinyDigitsError(f"not a loadable tinydigits .wasm ({first_line(e, 160)})") from None
     exports = instance.exports(store)
     missing = [name for name in EXPORTS if name not in exports]
     if missing:
