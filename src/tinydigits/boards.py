@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .artifacts import preflight, staged_folder, write_json
 from .codegen import write_standalone
+from .convert import LiteRT
 from .errors import TinyDigitsError
 from .runs import RUN_FILES, Run
 from .targets import BOARDS, Board, family, find
@@ -40,8 +41,6 @@ HOW = {
 def model_c(run: Run, images: int, command: str):
     """The run's standalone C in a temporary folder, `images` quantized test images, and the host build's
     outputs on them (what every board must reproduce): yields (c_dir, inputs, host_outputs)."""
-    from .convert import LiteRT
-
     model = run.int8_model()
     x_test = run.dataset().x_test
     if not 1 <= images <= len(x_test):
@@ -74,8 +73,9 @@ def verdict(flash: int, ram: int, board: Board) -> tuple[bool, str]:
     return True, f"PASS (spare {board.flash_bytes - flash:,} B / {board.ram_bytes - ram:,} B)"
 
 
-def measure(board: Board, c_dir: Path, inputs, host_outputs, folder: Path) -> dict:
-    """Build and run the model for one board in `folder`; its row of the table."""
+def measure(board: Board, c_dir: Path, inputs, host_outputs, fresh) -> dict:
+    """Build and run the model for one board in `fresh(board.key)`; its row of the table. The folder
+    (and an earlier build's files in it) is touched only once the board's toolchain is there."""
     tools = family(board)
     row = {"key": board.key, "board": board.name, "chip": board.chip, "core": board.core, "clock_hz": board.clock_hz,
            "chip_flash_bytes": board.flash_bytes, "chip_ram_bytes": board.ram_bytes, "runs_in": board.runs_in,
@@ -84,6 +84,7 @@ def measure(board: Board, c_dir: Path, inputs, host_outputs, folder: Path) -> di
         tools.require()
     except TinyDigitsError as e:
         return {**row, "status": "NO TOOLCHAIN", "problem": str(e)}
+    folder = fresh(board.key)
     try:
         firmware = tools.build(c_dir, board, folder)
     except TinyDigitsError as e:  # e.g. a table over 32 KB, more than an AVR pointer difference can span
@@ -111,7 +112,8 @@ def measure(board: Board, c_dir: Path, inputs, host_outputs, folder: Path) -> di
 
 def measure_boards(run: Run | Path, keys: list[str] | None = None, images: int = DEFAULT_IMAGES,
                    command: str = "") -> dict:
-    """Every board in `keys` (default: all), measured; writes RUN/boards.json and RUN/firmware/<board>/."""
+    """Every board in `keys` (default: all), measured; writes RUN/boards.json and RUN/firmware/<board>/.
+    Raises TinyDigitsError, writing nothing, when no board could be built."""
     run = run if isinstance(run, Run) else Run(run)
     boards = [find(key) for key in dict.fromkeys(keys)] if keys else list(BOARDS)
     command = command or f"tinydigits boards {run.folder}"
@@ -120,9 +122,11 @@ def measure_boards(run: Run | Path, keys: list[str] | None = None, images: int =
     with model_c(run, images, command) as (c_dir, inputs, host_outputs), \
             firmware_folders(run, command) as (staged, fresh):
         for board in boards:
-            rows.append(measure(board, c_dir, inputs, host_outputs, fresh(board.key)))
+            rows.append(measure(board, c_dir, inputs, host_outputs, fresh))
             if rows[-1]["built"]:
                 rows[-1]["firmware"] = str(run.paths.firmware / board.key)
+        if not any(row["built"] for row in rows):  # raised inside the set: nothing is written or removed
+            raise TinyDigitsError("no board could be built: " + "; ".join(f"{r['key']}: {r['problem']}" for r in rows))
         report = {"run": str(run.folder), "images": images, "boards": rows}
         write_json(staged / RUN_FILES.boards, report)
     return report

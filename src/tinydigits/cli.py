@@ -71,7 +71,7 @@ def cmd_train(args):
 
     recipe = _recipe_from(args)
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    preflight(out, args.force)  # fail before training, not after
+    preflight(out, args.force, kind="run")  # fail before training, not after
     ds = _load_data(args)
     print(f"training {recipe.name} on {ds.name} ({len(ds.x_train):,} train / {len(ds.x_test):,} test images), "
           f"{recipe.epochs} epochs of batch {recipe.batch_size}", flush=True)
@@ -198,9 +198,7 @@ def cmd_boards(args):
     from .boards import format_boards, measure_boards
 
     run = Run(args.run)
-    report = measure_boards(run, args.board, args.images, args.command_line)
-    if not any(r["built"] for r in report["boards"]):
-        raise TinyDigitsError("no board could be built: " + "; ".join(f"{r['key']}: {r['problem']}" for r in report["boards"]))
+    report = measure_boards(run, args.board, args.images, args.command_line)  # raises if no board could be built
     if args.json:
         print(json.dumps(report))
         return
@@ -224,7 +222,7 @@ def cmd_compare(args):
                   **({"seed": args.seed} if args.seed is not None else {}))
     recipes = variants(changes, base)
     out = args.out or default_out()
-    preflight(out, args.force)
+    preflight(out, args.force, kind="compare")
     ds = None if args.jobs > 1 else _load_data(args)
     print(f"comparing {len(recipes)} variants, {base.epochs} epochs each, seed {base.seed}", flush=True)
     rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True), data_dir=args.data_dir)
@@ -325,7 +323,7 @@ def build_parser() -> Parser:
                 ["tinydigits export-web runs/lesson --out site/", "python -m http.server -d site/   # then open http://localhost:8000/"])
     p.add_argument("run", type=Path)
     p.add_argument("--out", type=Path, required=True, help="folder for the site (index.html, tinydigits.wasm, ...)")
-    p.add_argument("--force", action="store_true", help="replace an existing folder")
+    p.add_argument("--force", action="store_true", help="replace an existing site folder that tinydigits wrote")
 
     p = command("export-arduino", cmd_export_arduino, "the int8 model as an Arduino library with an example sketch "
                 "(Uno, Mega, Nano 33 BLE Sense, ...): digits in over Serial, digit and probabilities out",

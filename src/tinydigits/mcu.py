@@ -1,7 +1,7 @@
 """The model on one Cortex-M4 (the Nano 33 BLE Sense's core, emulated as QEMU's mps2-an386), built
 for size (-Os) and for speed (-O2): flash, RAM, instructions, answers. `boards` with two builds.
 
-Reads RUN/model_int8.tflite; writes RUN/mcu.json and RUN/firmware/nano33ble/ (firmware-Os.elf,
+Reads RUN/model_int8.tflite; writes RUN/mcu.json and RUN/firmware/nano33ble-mcu/ (firmware-Os.elf,
 firmware-O2.elf, their .bin and .map, the model objects), added to the run folder as one set.
 
     report = run_on_mcu(Run("runs/lesson"), images=300)
@@ -17,6 +17,7 @@ from .runs import RUN_FILES, Run
 from .targets import arm, bytes_in, find
 
 BOARD = "nano33ble"
+FIRMWARE = f"{BOARD}-mcu"  # RUN/firmware/<this>/: its own, so `boards` (firmware/nano33ble/) keeps its build
 OPTIMIZATIONS = ("-Os", "-O2")
 
 
@@ -29,12 +30,12 @@ def run_on_mcu(run: Run | Path, images: int = 300, command: str = "") -> dict:
     report = {"board": f"{board.emulator[0]} (Cortex-M4) in qemu-system-arm", "clock_hz": board.clock_hz, "builds": []}
     with model_c(run, images, command) as (c_dir, inputs, host_outputs), \
             firmware_folders(run, command) as (staged, fresh):
-        folder = fresh(board.key)
+        folder = fresh(FIRMWARE)
         for optimization in OPTIMIZATIONS:
             firmware = arm.build(c_dir, board, folder, optimization)
             outputs, figures = arm.run(firmware, inputs)
             report["builds"].append({
-                "optimization": optimization, "elf": str(run.paths.firmware / board.key / firmware.elf.name),
+                "optimization": optimization, "elf": str(run.paths.firmware / FIRMWARE / firmware.elf.name),
                 "model_sections": firmware.model_sections, "flash_bytes": firmware.flash_bytes,
                 "firmware_sections": firmware.firmware_sections,
                 "firmware_flash_bytes": bytes_in(firmware.firmware_sections, arm.FLASH_SECTIONS),

@@ -20,7 +20,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from .artifacts import MANIFEST, preflight, staged_folder, write_bytes, write_json
+from .artifacts import check_out, staged_folder, write_bytes, write_json, written_files
 from .codegen import plan, write_standalone
 from .convert import TFLM, LiteRT
 from .errors import TinyDigitsError
@@ -104,10 +104,7 @@ def served_files(run: Run, int8: bytes | None, dataset) -> dict[str, bytes]:
 
 def export_web(run: Run, out: Path, command: str, force: bool = False) -> list[Path]:
     """Write the static site for RUN (needs RUN/model_int8.tflite) into OUT, atomically as a whole."""
-    out = Path(out)
-    preflight(out, force)  # before the slow part
-    if out.resolve() == run.folder.resolve() or out.resolve() in run.folder.resolve().parents:
-        raise TinyDigitsError(f"{out}: holds the run {run.folder} that is being exported; choose another --out")
+    out = check_out(out, "web", force, run.folder)  # before the slow part
     int8 = run.int8_model()
     binary = build_wasm(int8, str(run.paths.int8_model), command)
     explore = explore_items(int8, run.dataset())
@@ -117,4 +114,4 @@ def export_web(run: Run, out: Path, command: str, force: bool = False) -> list[P
         write_bytes(tmp / WASM_FILE, binary)
         write_json(tmp / FACTS_FILE, page_facts(run, int8, has_wasm=True, api=False, explore=True))
         write_json(tmp / EXPLORE_FILE, explore)
-    return sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return written_files(out)

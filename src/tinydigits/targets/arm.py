@@ -82,15 +82,30 @@ def run(firmware: Firmware, inputs: np.ndarray) -> tuple[np.ndarray, dict]:
         run_tool(["qemu-system-arm", "-M", firmware.board.emulator[0], "-nographic", "-monitor", "none", "-serial", "none",
                   "-icount", "shift=0", "-semihosting-config", "enable=on,target=native", "-kernel", firmware.elf.resolve()],
                  work, timeout=QEMU_TIMEOUT_S)
-        if not (work / "figures.bin").exists():
-            raise TinyDigitsError(f"the {firmware.board.name} firmware did not report its figures")
-        n, ticks, cal_ticks, cal_instructions, stack = (int(v) for v in np.fromfile(work / "figures.bin", np.uint32))
-        outputs = np.fromfile(work / "outputs.bin", np.int8)
+        figures, outputs = read_results(work, firmware.board.name)
+    n, cal_ticks = figures["images"], figures["calibration_ticks"]
     if n == 0 or n != len(inputs) or len(outputs) % n:
         raise TinyDigitsError(f"the {firmware.board.name} firmware ran {n} of {len(inputs)} inputs")
-    instructions = ticks * cal_instructions / cal_ticks / n
+    instructions = figures["ticks"] * figures["calibration_instructions"] / cal_ticks / n
     return outputs.reshape(n, -1), {"images": n, "instructions_per_inference": int(round(instructions)),
-                                    "instructions_per_tick": cal_instructions / cal_ticks, "stack_bytes": stack}
+                                    "instructions_per_tick": figures["calibration_instructions"] / cal_ticks,
+                                    "stack_bytes": figures["stack_bytes"]}
+
+
+def read_results(work: Path, name: str) -> tuple[dict, np.ndarray]:
+    """figures.bin (FIGURES, uint32 each) and outputs.bin (int8) as the firmware wrote them in `work`;
+    a missing or short file, or a calibration that counted no ticks, is one TinyDigitsError line."""
+    for file in ("figures.bin", "outputs.bin"):
+        if not (work / file).is_file():
+            raise TinyDigitsError(f"the {name} firmware did not write {file}")
+    values = np.fromfile(work / "figures.bin", np.uint32)
+    if len(values) != len(FIGURES):
+        raise TinyDigitsError(f"the {name} firmware reported {len(values)} figures, expected {len(FIGURES)} "
+                              f"({', '.join(FIGURES)})")
+    figures = dict(zip(FIGURES, (int(v) for v in values)))
+    if figures["calibration_ticks"] == 0:
+        raise TinyDigitsError(f"the {name} firmware's calibration loop counted no SysTick ticks")
+    return figures, np.fromfile(work / "outputs.bin", np.int8)
 
 
 def min_seconds(board: Board, instructions: float) -> float:
