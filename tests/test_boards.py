@@ -9,12 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import needs, save_tiny_run, tree
+
+from tinydigits.artifacts import write_bytes
+from tinydigits.boards import measure_boards
 from tinydigits.cli import main
 from tinydigits.codegen import write_standalone
 from tinydigits.convert import TFLM, LiteRT
 from tinydigits.errors import TinyDigitsError
 from tinydigits.targets import BOARDS, family, find, missing_packages, run_tool
-from tinydigits.targets import arduino, avr
+from tinydigits.mcu import run_on_mcu
+from tinydigits.runs import Run
+from tinydigits.targets import arduino, arm, avr
 from tinydigits.targets.host import compile_host, run_batch
 
 TEST_IMAGES, RANDOM_INPUTS = 100, 100
@@ -22,8 +28,11 @@ TEST_IMAGES, RANDOM_INPUTS = 100, 100
 
 def toolchain_of(board):
     tools = family(board)
-    return pytest.mark.skipif(bool(missing_packages(tools.TOOLS, tools.HEADERS)),
-                              reason=f"{board.toolchain} toolchain not installed")
+    return needs(missing_packages(tools.TOOLS, tools.HEADERS), f"{board.toolchain} toolchain not installed")
+
+
+NEEDS_AVR = needs(missing_packages(avr.TOOLS, avr.HEADERS), "avr toolchain not installed")
+NEEDS_ARM = needs(missing_packages(arm.TOOLS, arm.HEADERS), "arm toolchain not installed")
 
 
 EVERY_BOARD = [pytest.param(b, id=b.key, marks=toolchain_of(b)) for b in BOARDS]
@@ -65,7 +74,7 @@ def test_every_board_is_byte_identical_to_tflm(board, model_and_reference, tmp_p
     assert figures["images"] == len(inputs) and 0 < figures["stack_bytes"] < 1024
 
 
-@pytest.mark.skipif(bool(missing_packages(avr.TOOLS, avr.HEADERS)), reason="avr toolchain not installed")
+@NEEDS_AVR
 def test_uno_built_for_size_is_byte_identical_too(model_and_reference, tmp_path):
     """-Os, as the Arduino IDE builds: avr-gcc then multiplies through a library routine; same bytes."""
     c_dir, inputs, tflm = model_and_reference
@@ -80,7 +89,7 @@ def elf_sections(path: Path) -> dict:
     return {name: (int(size, 16), flags) for name, kind, size, flags in rows if "A" in flags}
 
 
-@pytest.mark.skipif(bool(missing_packages(avr.TOOLS, avr.HEADERS)), reason="avr toolchain not installed")
+@NEEDS_AVR
 def test_boards_table_agrees_with_the_elf(converted_run, capsys, monkeypatch):
     monkeypatch.chdir(converted_run.parent)  # a relative run folder, as a user types it
     code = main(["boards", converted_run.name, "--board", "uno", "--board", "microbit", "--board", "nano33ble",
@@ -146,6 +155,61 @@ def test_boards_bad_requests(converted_run, capsys, monkeypatch):
                                         "install it with `apt-get install gcc-avr`") and len(err.splitlines()) == 1
 
 
+@pytest.fixture()
+def tiny_int8_run(tmp_path, mnist):
+    """An untrained 784-4-10 run with a model_int8.tflite and an earlier Uno build in firmware/uno/."""
+    run = save_tiny_run(tmp_path / "run", int8=True)
+    write_bytes(run / "firmware" / "uno" / "firmware.elf", b"an earlier build")
+    return run
+
+
+def test_boards_that_build_nothing_change_nothing(tiny_int8_run, monkeypatch):
+    monkeypatch.setattr(avr, "TOOLS", {**avr.TOOLS, "avr-gcc-not-installed-here": "gcc-avr"})
+    before = tree(tiny_int8_run)
+    with pytest.raises(TinyDigitsError, match="^no board could be built: uno: avr-gcc-not-installed-here not found"):
+        measure_boards(Run(tiny_int8_run), ["uno"], images=5)
+    assert tree(tiny_int8_run) == before and sorted(p.name for p in tiny_int8_run.parent.iterdir()) == ["run"]
+
+
+@NEEDS_ARM
+def test_boards_and_mcu_keep_each_others_builds(tiny_int8_run, monkeypatch):
+    monkeypatch.setattr(avr, "TOOLS", {**avr.TOOLS, "avr-gcc-not-installed-here": "gcc-avr"})
+    firmware = tiny_int8_run / "firmware"
+    report = measure_boards(Run(tiny_int8_run), ["uno", "nano33ble"], images=5)
+    assert [r["built"] for r in report["boards"]] == [False, True]
+    assert (firmware / "uno" / "firmware.elf").read_bytes() == b"an earlier build"  # no toolchain: nothing replaced it
+    run_on_mcu(Run(tiny_int8_run), images=5)
+    measure_boards(Run(tiny_int8_run), ["nano33ble"], images=5)
+    assert (firmware / "nano33ble-mcu" / "firmware-Os.elf").is_file() and (firmware / "nano33ble-mcu" / "firmware-O2.elf").is_file()
+    run_on_mcu(Run(tiny_int8_run), images=5)
+    assert (firmware / "nano33ble" / "firmware.elf").is_file() and (firmware / "nano33ble" / "model.o").is_file()
+    mcu = json.loads((tiny_int8_run / "mcu.json").read_text())
+    assert [b["elf"] for b in mcu["builds"]] == [str(firmware / "nano33ble-mcu" / f"firmware{o}.elf") for o in ("-Os", "-O2")]
+
+
+@pytest.mark.parametrize("figures, outputs, message", [
+    (None, b"\x00" * 10, "did not write figures.bin"),
+    (np.array([1, 100, 10, 50, 64], np.uint32), None, "did not write outputs.bin"),
+    (np.array([1, 100, 10], np.uint32), b"\x00" * 10, r"reported 3 figures, expected 5 \(images, ticks, calibration_ticks"),
+    (np.array([1, 100, 0, 50, 64], np.uint32), b"\x00" * 10, "calibration loop counted no SysTick ticks"),
+])
+def test_arm_results_a_firmware_got_wrong_are_one_line(figures, outputs, message, tmp_path):
+    if figures is not None:
+        figures.tofile(tmp_path / "figures.bin")
+    if outputs is not None:
+        (tmp_path / "outputs.bin").write_bytes(outputs)
+    with pytest.raises(TinyDigitsError, match=message):
+        arm.read_results(tmp_path, "test board")
+
+
+def test_arm_results_are_read_by_name(tmp_path):
+    np.array([2, 300, 10, 50, 64], np.uint32).tofile(tmp_path / "figures.bin")
+    (tmp_path / "outputs.bin").write_bytes(bytes(range(20)))
+    figures, outputs = arm.read_results(tmp_path, "test board")
+    assert figures == {"images": 2, "ticks": 300, "calibration_ticks": 10, "calibration_instructions": 50, "stack_bytes": 64}
+    assert outputs.dtype == np.int8 and outputs.tolist() == list(range(20))
+
+
 def test_tool_failures_are_one_line_errors(tmp_path):
     with pytest.raises(TinyDigitsError, match=r"^false failed \(exit status 1\)$"):  # no output at all
         run_tool(["false"], tmp_path)
@@ -158,8 +222,8 @@ def test_tool_failures_are_one_line_errors(tmp_path):
         run_tool(["cc", "-c", tmp_path / "bad.c"], tmp_path)
 
 
-@pytest.mark.skipif(bool(missing_packages({**arduino.TOOLS, **avr.TOOLS}, {**arduino.HEADERS, **avr.HEADERS})),
-                    reason="arduino-builder / arduino-core-avr / simavr not installed")
+@needs(missing_packages({**arduino.TOOLS, **avr.TOOLS}, {**arduino.HEADERS, **avr.HEADERS}),
+       "arduino-builder / arduino-core-avr / simavr not installed")
 @pytest.mark.parametrize("key", ["uno", "mega2560"])
 def test_arduino_sketch_builds_with_arduino_builder_and_answers_as_the_host(key, converted_run, mnist, tmp_path, capsys):
     library = tmp_path / "libraries" / "TinyDigits"

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, needs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./setup.sh installs it)")]
+              needs(CHROMIUM is None, "Debian's chromium is not installed (./setup.sh installs it)")]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -50,6 +50,7 @@ def running(app):
     deadline = time.monotonic() + 30
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert srv.started, "uvicorn did not start within 30 s"
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -111,9 +112,7 @@ def test_draw_predict_clear_and_explore(page):
     assert page.inner_text("#digit") == "?" and max(bar_widths(page)) == 0
 
     draw(page, [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]])  # a seven: top bar, then the diagonal
-    page.wait_for_function("document.getElementById('digit').textContent !== '?'", timeout=10000)
-    page.wait_for_timeout(300)
-    assert page.inner_text("#digit") == "7"
+    page.wait_for_function("document.getElementById('digit').textContent === '7'", timeout=10000)
     page.screenshot(path=str(ARTIFACTS / "serve-seven.png"))
 
     page.click("#tab-explore")

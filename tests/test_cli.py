@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import tree
+
 from tinydigits.cli import main
 
 
@@ -182,6 +184,17 @@ REFUSED = [
     (["export-c", "{run}", "--out", "{tmp}/a_file", "--force"], "a_file: is a file"),
     (["export-c", "{run}", "--out", "/proc/x"], "/proc/x: cannot be written"),
     (["export-c", "{run}", "--out", "{run}", "--force"], "holds the run"),
+    (["export-c", "{run}", "--out", "{tmp}/h64", "--force"], "h64: is a run folder, not an export folder"),
+    (["export-web", "{run}", "--out", "{tmp}/my_images", "--force"], "my_images: not a folder tinydigits wrote"),
+    (["export-web", "{run}", "--out", "{tmp}/h64", "--force"], "h64: is a run folder, not a web folder"),
+    (["export-web", "{run}", "--out", "{tmp}/a_file", "--force"], "a_file: is a file"),
+    (["export-web", "{run}", "--out", "/proc/x"], "/proc/x: cannot be written"),
+    (["export-web", "{run}", "--out", "{run}", "--force"], "holds the run"),
+    (["export-arduino", "{run}", "--out", "{tmp}/my_images", "--force"], "my_images: not a folder tinydigits wrote"),
+    (["export-arduino", "{run}", "--out", "{tmp}/h64", "--force"], "h64: is a run folder, not an export folder"),
+    (["export-arduino", "{run}", "--out", "/proc/x"], "/proc/x: cannot be written"),
+    (["export-arduino", "{run}", "--out", ".", "--force"], ".: is the current folder or one above it"),
+    (["compare", "--variant", "hidden=8", "--out", "{tmp}/h64", "--force"], "h64: is a run folder, not a compare folder"),
     (["compare", "--variant", "hidden=8", "--out", "{tmp}/my_images", "--force"], "my_images: not a folder tinydigits wrote"),
     (["compare", "--variant", "hidden=8", "--out", "/proc/x"], "/proc/x: cannot be written"),
     (["search", "--flash-kb", "8", "--out", "{tmp}/my_images"], "my_images: exists and is not a search folder"),
@@ -194,8 +207,6 @@ def test_a_destination_it_must_not_touch_is_refused_before_work(argv, message, t
     import tinydigits.compare
     import tinydigits.train
 
-    from test_runs import tree
-
     def no_work(*args, **kwargs):
         raise AssertionError("the work started before the destination was checked")
 
@@ -206,6 +217,7 @@ def test_a_destination_it_must_not_touch_is_refused_before_work(argv, message, t
     monkeypatch.chdir(work)
     _images(tmp_path / "my_images")
     (tmp_path / "a_file").write_text("a user's notes\n")
+    shutil.copytree(lesson_run, tmp_path / "h64")  # a trained run that no export may replace
     before, run_before = tree(tmp_path), tree(lesson_run)
     code, out, err = run_cli(capsys, *[a.format(tmp=tmp_path, run=lesson_run) for a in argv])
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1 and message in err, err

@@ -7,10 +7,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinydigits.targets.host import compile_host, run_batch
+from conftest import needs
+
 from tinydigits.cli import main
 from tinydigits.codegen import quantize_multiplier
 from tinydigits.convert import TFLM, LiteRT, _tflm_fits
+from tinydigits.errors import TinyDigitsError, first_line
+from tinydigits.targets.host import compile_host, run_batch
 from tinydigits.verify import explain_quantization
 
 
@@ -143,8 +146,8 @@ def test_main_c_classifies_a_raw_image(exported, mnist, tmp_path):
     assert bad.returncode == 2 and "expected 784 bytes, got 100" in bad.stderr
 
 
-@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
-                    reason="gcc-arm-none-eabi / qemu-system-arm not installed")
+@needs(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+       "gcc-arm-none-eabi / qemu-system-arm not installed")
 def test_cortex_m4_in_qemu_matches_host(converted, capsys):
     assert main(["mcu", str(converted), "--images", "200"]) == 0
     report = json.loads((converted / "mcu.json").read_text())
@@ -211,3 +214,16 @@ def test_conversion_does_not_depend_on_the_keras_backend(converted, tmp_path):
     subprocess.run([sys.executable, "-c", script, str(converted), str(tmp_path / "tf.tflite")], env=env, check=True,
                    capture_output=True)
     assert (tmp_path / "tf.tflite").read_bytes() == here
+
+
+def test_a_library_error_without_a_message_is_still_one_line(monkeypatch):
+    import ai_edge_litert.interpreter
+
+    assert first_line(ValueError("")) == "" and first_line(ValueError("\n\n  two\nthree"), 2) == "tw"
+
+    def no_message(*args, **kwargs):
+        raise ValueError()
+
+    monkeypatch.setattr(ai_edge_litert.interpreter, "Interpreter", no_message)
+    with pytest.raises(TinyDigitsError, match=r"^not a valid \.tflite model \(\)$"):
+        LiteRT(b"not a model")

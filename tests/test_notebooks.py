@@ -28,10 +28,12 @@ CELL_TIMEOUT_S = 300
 
 
 def with_parameters(nb, values: dict):
-    """Insert a cell after the one tagged "parameters" that sets those of `values` it defines."""
+    """Insert a cell after the one tagged "parameters" that sets `values`; each must be one it defines."""
     [index] = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     defined = nb.cells[index].source
-    lines = [f"{k} = {v!r}" for k, v in values.items() if f"{k} =" in defined]
+    unknown = [k for k in values if f"{k} =" not in defined]
+    assert not unknown, f"the parameters cell does not define {unknown}: the override would be ignored"
+    lines = [f"{k} = {v!r}" for k, v in values.items()]
     nb.cells.insert(index + 1, nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]}))
     return nb
 

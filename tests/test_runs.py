@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import save_tiny_run, tree
+
 from tinydigits.artifacts import MANIFEST, manifest_kind, preflight, staged_folder, write_bytes
 from tinydigits.errors import TinyDigitsError
 from tinydigits.runs import RUN_FILES, Run
@@ -17,22 +19,8 @@ from tinydigits.runs import RUN_FILES, Run
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """An untrained 784-4-10 model saved as a run folder by save_run: no training, no data."""
-    from tinydigits.model import Recipe, build_model
-    from tinydigits.train import TrainResult, save_run
-
-    recipe = Recipe(hidden=(4,), epochs=2)
-    history = {"loss": [2.0, 1.5], "accuracy": [0.3, 0.5], "val_loss": [1.9, 1.4], "val_accuracy": [0.35, 0.55]}
-    metrics = {"test_accuracy": 0.55, "test_loss": 1.4, "params": 3190, "train_seconds": 0.1,
-               "recipe": recipe.to_dict(), "dataset": {"name": "mnist", "data_dir": None}}
-    result = TrainResult(build_model(recipe), recipe, history, metrics)
-    return save_run(result, tmp_path_factory.mktemp("runs") / "tiny", command="tinydigits train --out tiny")
-
-
-def tree(folder: Path) -> dict:
-    """Every entry under `folder`: relative path -> (mode, bytes) so 'untouched' can be asserted exactly."""
-    return {str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+    """An untrained 784-4-10 model saved as a run folder by save_run (under umask 022): no training, no data."""
+    return save_tiny_run(tmp_path_factory.mktemp("runs") / "tiny")
 
 
 def test_run_reads_back_what_save_run_wrote(tiny_run):
@@ -148,15 +136,87 @@ def test_preflight(make, force, resume, message, tmp_path, monkeypatch):
     assert tree(tmp_path) == before  # a check, not a change
 
 
-def test_force_replaces_only_folders_tinydigits_wrote(tiny_run, tmp_path):
+def test_force_replaces_only_folders_tinydigits_wrote_of_the_same_kind(tiny_run, tmp_path):
     legacy = tmp_path / "legacy"  # a run folder from before manifests: metrics.json + model.keras
     shutil.copytree(tiny_run, legacy)
     (legacy / MANIFEST).unlink()
-    assert manifest_kind(legacy) == "run" and preflight(legacy, force=True) == legacy
-    with staged_folder(legacy, "export", "tinydigits export-c", force=True) as tmp:
+    before = tree(legacy)
+    assert manifest_kind(legacy) == "run" and preflight(legacy, force=True, kind="run") == legacy
+    with pytest.raises(TinyDigitsError) as e:  # `export-c RUN --out runs/h64 --force` must not wipe a trained run
+        with staged_folder(legacy, "export", "tinydigits export-c", force=True) as tmp:
+            write_bytes(tmp / "c" / "x.c", b"int x;\n")
+    assert str(e.value) == f"{legacy}: is a run folder, not an export folder; choose another --out"
+    assert tree(legacy) == before
+    with staged_folder(tmp_path / "out", "export", "tinydigits export-c") as tmp:
         write_bytes(tmp / "c" / "x.c", b"int x;\n")
-    assert sorted(p.name for p in legacy.iterdir()) == [MANIFEST, "c"] and manifest_kind(legacy) == "export"
+    with staged_folder(tmp_path / "out", "export", "tinydigits export-c", force=True) as tmp:
+        write_bytes(tmp / "c" / "y.c", b"int y;\n")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MANIFEST, "c"] and manifest_kind(tmp_path / "out") == "export"
+    assert [p.name for p in (tmp_path / "out" / "c").iterdir()] == ["y.c"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging leftovers
+
+
+def test_a_web_folder_can_be_replaced_with_force(tmp_path):
+    """export-web --force replaces the site it wrote (kind "web" is a kind tinydigits knows)."""
+    for page in (b"one", b"two"):
+        with staged_folder(tmp_path / "site", "web", "tinydigits export-web", force=True) as tmp:
+            write_bytes(tmp / "index.html", page)
+    assert manifest_kind(tmp_path / "site") == "web" and (tmp_path / "site" / "index.html").read_bytes() == b"two"
+    with pytest.raises(AssertionError):  # a kind manifest_kind would not read back
+        with staged_folder(tmp_path / "other", "webpage"):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_a_symbolic_link_stays_a_link(tiny_run, tmp_path):
+    """Adding files through a link to a run updates the run; --force never swaps a link for a folder."""
+    shutil.copytree(tiny_run, tmp_path / "real-run")
+    (tmp_path / "run").symlink_to("real-run")
+    with staged_folder(tmp_path / "run", "run", update=True) as tmp:
+        write_bytes(tmp / RUN_FILES.deploy, b"{}")
+    assert (tmp_path / "run").is_symlink() and (tmp_path / "real-run" / RUN_FILES.deploy).read_bytes() == b"{}"
+    with staged_folder(tmp_path / "real-site", "web") as tmp:
+        write_bytes(tmp / "index.html", b"old")
+    (tmp_path / "site").symlink_to("real-site")
+    with pytest.raises(TinyDigitsError) as e:
+        with staged_folder(tmp_path / "site", "web", force=True) as tmp:
+            write_bytes(tmp / "index.html", b"new")
+    assert str(e.value).startswith(f"{tmp_path / 'site'}: is a symbolic link (to {tmp_path / 'real-site'})")
+    assert (tmp_path / "site").is_symlink() and (tmp_path / "real-site" / "index.html").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real-run", "real-site", "run", "site"]
+
+
+def test_an_update_from_inside_the_run_replaces_and_removes_files(tiny_run, tmp_path, monkeypatch):
+    """`tinydigits boards .` from inside a run that has firmware/: files move in one by one, what the new
+    set removed (an earlier build's files) goes, and no .partial is left behind."""
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    write_bytes(folder / "firmware" / "uno" / "firmware.elf", b"old uno")
+    write_bytes(folder / "firmware" / "uno" / "firmware.map", b"old map")
+    write_bytes(folder / "firmware" / "pico" / "firmware.elf", b"pico")
+    monkeypatch.chdir(folder)
+    before = tree(folder)
+    with staged_folder(Path("."), "run", update=True) as tmp:
+        shutil.rmtree(tmp / "firmware" / "uno")
+        write_bytes(tmp / "firmware" / "uno" / "firmware.elf", b"new uno")
+        write_bytes(tmp / RUN_FILES.boards, b"{}")
+    after = tree(folder)
+    assert after.pop("firmware/uno/firmware.elf")[1] == b"new uno" and after.pop(RUN_FILES.boards)[1] == b"{}"
+    before.pop("firmware/uno/firmware.elf"), before.pop("firmware/uno/firmware.map")
+    assert after == before  # pico's build and every run file as they were; the old map gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and Path.cwd() == folder
+
+
+def test_a_dataset_entry_of_the_wrong_type_is_one_line(tiny_run, tmp_path):
+    for dataset, shown in (('"mnist"', '"mnist"'), ('{"name": "mnist", "data_dir": 3}', '{"name": "mnist", "data_dir": 3}')):
+        folder = tmp_path / f"run{len(shown)}"
+        shutil.copytree(tiny_run, folder)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        (folder / "metrics.json").write_text(json.dumps({**metrics, "dataset": json.loads(dataset)}))
+        with pytest.raises(TinyDigitsError) as e:
+            Run(folder).dataset()
+        assert str(e.value) == (f"{folder / 'metrics.json'}: 'dataset' must be {{\"name\": str, \"data_dir\": str or null}}, "
+                                f"got {shown}")
 
 
 @pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)])
@@ -212,7 +272,10 @@ def test_convert_adds_its_four_files_as_one_set(tiny_run, tmp_path, monkeypatch)
 
     folder = tmp_path / "run"
     shutil.copytree(tiny_run, folder)
+    stale = b"\x00" * 4 + b"TFL3 from an earlier convert"
+    write_bytes(folder / RUN_FILES.int8_model, stale)
     run = Run(folder)
+    assert run.int8_model() == stale  # read, and kept in memory
     before = tree(folder)
     fake_report = {"forms": [{"form": "TFLM int8", "arena_bytes": 1024}], "flips": [], "quantization": {}, "ops": []}
     monkeypatch.setattr(verify, "compare_forms", lambda *a, **k: dict(fake_report))
@@ -227,7 +290,8 @@ def test_convert_adds_its_four_files_as_one_set(tiny_run, tmp_path, monkeypatch)
     assert tree(folder) == before and [p.name for p in tmp_path.iterdir()] == ["run"]
     monkeypatch.undo()
     monkeypatch.setattr(verify, "compare_forms", lambda *a, **k: dict(fake_report))
-    verify.convert_run(Run(folder), calibration=10)
+    verify.convert_run(run, calibration=10)
+    assert run.int8_model() == (folder / RUN_FILES.int8_model).read_bytes() != stale  # what export-c would read next
     run = Run(folder)
     assert run.converted and run.arena_bytes() == 1024 and run.int8_model()[4:8] == b"TFL3"
     for name in (RUN_FILES.float_model, RUN_FILES.int8_model, RUN_FILES.deploy, RUN_FILES.flips):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, import_or_skip, skip_or_fail
 from test_browser import CHROMIUM, CHROMIUM_ARGS, draw, launch
 
 from tinydigits.targets.host import compile_host, run_batch
@@ -22,7 +22,7 @@ from tinydigits.errors import TinyDigitsError
 from tinydigits.preprocess import mnist_like
 from tinydigits.targets import wasm
 
-wasmtime = pytest.importorskip("wasmtime")
+wasmtime = import_or_skip("wasmtime")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture()
 def page(static_server):
     if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (./setup.sh installs it)")
+        skip_or_fail("Debian's chromium is not installed (./setup.sh installs it)")
     with launch(static_server) as page:
         yield page
 
@@ -170,7 +170,7 @@ def test_a_missing_wasm_is_said_on_the_page(static_server):
     from playwright.sync_api import sync_playwright
 
     if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (./setup.sh installs it)")
+        skip_or_fail("Debian's chromium is not installed (./setup.sh installs it)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
