@@ -21,6 +21,7 @@ from .artifacts import write_text
 from .errors import TinyDigitsError
 
 SUPPORTED_OPS = ("FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D", "SOFTMAX")
+ROWS_PER_BLOCK = 4  # weight rows the fully-connected kernels compute together (kernel_layout)
 ACTIVATION_NONE, ACTIVATION_RELU = 0, 1  # tflite ActivationFunctionType
 
 
@@ -160,14 +161,29 @@ def op_name(code: int) -> str:
 
 # ---------------------------------------------------------------------------------- C text
 
-def c_array(ctype: str, name: str, values, per_line: int = 16) -> str:
+def kernel_layout(weights: np.ndarray) -> np.ndarray:
+    """(units, depth) int8 weights -> the 1-D order the C kernels read (`fully_connected` in kernels.c).
+
+    Rows go in blocks of ROWS_PER_BLOCK (the last block may have fewer); each row is padded with zeros to
+    a multiple of 4 bytes; within a block the rows take turns, 4 bytes at a time: row 0's bytes 0-3, row
+    1's bytes 0-3, ..., row 0's bytes 4-7, ... So one 32-bit load of the input serves 4 rows, and each
+    row's next 4 weights are one aligned 32-bit load away. Same bytes, only padding added.
+    """
+    units, depth = weights.shape
+    padded = np.zeros((units, -(-depth // 4) * 4), np.int8)
+    padded[:, :depth] = weights
+    blocks = [padded[first:first + ROWS_PER_BLOCK] for first in range(0, units, ROWS_PER_BLOCK)]
+    return np.concatenate([b.reshape(len(b), -1, 4).transpose(1, 0, 2).ravel() for b in blocks])
+
+
+def c_array(ctype: str, name: str, values, per_line: int = 16, attributes: str = "TINYDIGITS_FLASH") -> str:
     if ctype == "float":  # exact: C99 hexadecimal float literals
         values = [f"{float(v).hex()}f" for v in np.asarray(values, np.float32).ravel()]
         per_line = 4
     else:
         values = [int(v) for v in np.asarray(values).ravel()]
     rows = [", ".join(str(v) for v in values[i:i + per_line]) for i in range(0, len(values), per_line)]
-    return (f"static const {ctype} {c_identifier(name)}[{len(values)}] TINYDIGITS_FLASH = {{\n    "
+    return (f"static const {ctype} {c_identifier(name)}[{len(values)}] {attributes} = {{\n    "
             + ",\n    ".join(rows) + "\n};\n")
 
 
@@ -225,7 +241,8 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
             units, depth = p["weights"].shape
             # sum(w * (x + offset)) + b == sum(w * x) + (b + offset * sum(w)): one add less per weight
             folded = p["bias"].astype(np.int64) + p["input_offset"] * p["weights"].astype(np.int64).sum(axis=1)
-            consts += [c_array("int8_t", f"weights{i}", p["weights"]), c_array("int32_t", f"bias{i}", folded),
+            consts += [c_array("int8_t", f"weights{i}", kernel_layout(p["weights"]), attributes="TINYDIGITS_FLASH TINYDIGITS_WORD_ALIGNED"),
+                       c_array("int32_t", f"bias{i}", folded),
                        c_array("int32_t", f"multiplier{i}", p["multiplier"]), c_array("int8_t", f"shift{i}", p["shift"])]
             calls.append(f"    fully_connected({src}, {dst}, {depth}, {units}, weights{i}, bias{i}, multiplier{i}, shift{i}, "
                          f"{int(len(p['multiplier']) > 1)}, {p['output_offset']}, {p['act_min']}, {p['act_max']});")
@@ -246,6 +263,9 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
     kernels = resources.files("tinydigits").joinpath("c_templates/kernels.c").read_text()
     used = "".join(f"#define TINYDIGITS_USES_{kind} {int(any(op.kind == kind for op in ops))}\n"
                    for kind in SUPPORTED_OPS if kind != "RESHAPE")
+    # every weight in [-127, 127], as TFLite quantizes them: the AVR kernel adds two products in 16 bits
+    symmetric = all(op.params["weights"].min() >= -127 for op in ops if op.kind == "FULLY_CONNECTED")
+    used += f"#define TINYDIGITS_WEIGHTS_SYMMETRIC {int(symmetric)}\n"
     return f"""{banner}#include "tinydigits_model.h"
 
 /* By default the int8 arithmetic is TFLite's reference integer kernels, as in TFLite Micro: no float,
@@ -253,6 +273,16 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
    LiteRT's CPU kernels instead (single-rounding requantization, float softmax): byte-identical to LiteRT. */
 #ifndef TINYDIGITS_MATCH_LITERT
 #define TINYDIGITS_MATCH_LITERT 0
+#endif
+/* -DTINYDIGITS_NAIVE_KERNELS=1 builds the portable reference kernels on every target (to compare). */
+#ifndef TINYDIGITS_NAIVE_KERNELS
+#define TINYDIGITS_NAIVE_KERNELS 0
+#endif
+/* The fast kernels read 4 weights with one 32-bit load, which must be aligned on some cores. */
+#if defined(__GNUC__)
+#define TINYDIGITS_WORD_ALIGNED __attribute__((aligned(4)))
+#else
+#define TINYDIGITS_WORD_ALIGNED
 #endif
 {used}
 {kernels}

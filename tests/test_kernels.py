@@ -1,0 +1,157 @@
+"""The fully-connected kernels: the weight layout they read, and each core's kernel byte-identical to TFLM.
+
+Each core has a fast path beside the portable reference (kernels.c): the Cortex-M DSP intrinsics
+(M4, M7, M33), Cortex-M0 assembly, AVR assembly. Each is run in its emulator on 300 inputs and must
+give TFLM's bytes, and must be the one that ran (fewer instructions or cycles than the reference).
+The lesson's model has friendly shapes (depths 784 and 20, 20 and 10 rows); the model here has the
+awkward ones: depths 49, 15 and 9 (not multiples of 4: zero-padded groups and 1-3 leftover inputs),
+blocks ending in 3, 1 and 2 rows, and group counts that enter the unrolled loops at each place.
+"""
+import dataclasses
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from tinydigits.codegen import ROWS_PER_BLOCK, kernel_layout, write_standalone
+from tinydigits.convert import TFLM, LiteRT
+from tinydigits.targets import family, find, missing_packages
+from tinydigits.targets.host import compile_host, run_batch
+
+CORES = ("microbit", "nano33ble", "stm32f746", "nrf5340", "uno")  # Cortex-M0, M4, M7, M33, AVR: one board each
+NAIVE = "-DTINYDIGITS_NAIVE_KERNELS=1"
+
+
+def on_core(key):
+    tools = family(find(key))
+    return pytest.param(key, id=find(key).core, marks=pytest.mark.skipif(
+        bool(missing_packages(tools.TOOLS, tools.HEADERS)), reason=f"{find(key).toolchain} toolchain not installed"))
+
+
+def run_on(key: str, c_dir, inputs, work, *flags):
+    """Build `c_dir` for the board `key` (plus `flags`) and run it on `inputs`: (outputs, instructions or cycles)."""
+    board = find(key)
+    board = dataclasses.replace(board, cflags=board.cflags + flags)
+    tools = family(board)
+    outputs, figures = tools.run(tools.build(c_dir, board, work), inputs)
+    return outputs, figures.get("cycles_per_inference", figures.get("instructions_per_inference"))
+
+
+def layout_index(units: int, depth: int) -> np.ndarray:
+    """Where kernels.c reads w[u][d]: the block of rows `first`.. starts at first * padded depth; inside it,
+    the 4 bytes of row r at depth d - d % 4 are at (d - d % 4) * rows + 4 * r."""
+    padded = -(-depth // 4) * 4
+    u, d = np.meshgrid(np.arange(units), np.arange(depth), indexing="ij")
+    first = u - u % ROWS_PER_BLOCK
+    rows = np.minimum(ROWS_PER_BLOCK, units - first)
+    return first * padded + (d - d % 4) * rows + 4 * (u - first) + d % 4
+
+
+@pytest.mark.parametrize("units, depth", [(20, 784), (10, 20), (15, 49), (9, 15), (10, 9), (1, 1), (3, 2)])
+def test_kernel_layout_reorders_the_weights_and_pads_only(units, depth):
+    weights = np.random.default_rng(units * depth).integers(-127, 128, (units, depth), dtype=np.int8)
+    laid = kernel_layout(weights)
+    index = layout_index(units, depth)
+    assert laid.dtype == np.int8 and len(laid) == units * (-(-depth // 4) * 4)
+    assert np.array_equal(laid[index], weights)
+    padding = np.ones(len(laid), bool)
+    padding[index.ravel()] = False
+    assert padding.sum() == units * (-depth % 4) and not laid[padding].any()
+
+
+@pytest.fixture(scope="module")
+def awkward(mnist, tmp_path_factory):
+    """7x7 input (pooled inside the model), hidden layers of 15 and 9: its int8 model, its C, TFLM's outputs."""
+    from tinydigits.convert import to_tflite
+    from tinydigits.model import Recipe
+    from tinydigits.train import train
+
+    small = type(mnist)(mnist.name, mnist.x_train[:5000], mnist.y_train[:5000], mnist.x_test[:500], mnist.y_test[:500],
+                        mnist.folder)
+    model = train(Recipe(input_size=7, hidden=(15, 9), epochs=2), small, verbose=0).model
+    int8 = to_tflite(model, calibration=mnist.x_train[:200])
+    c_dir = tmp_path_factory.mktemp("awkward") / "c"
+    write_standalone(int8, c_dir, "awkward.tflite", "tests/test_kernels.py")
+    lite = LiteRT(int8)
+    test_q = lite.prepare(mnist.x_test)
+    random_q = np.random.default_rng(1).integers(-128, 128, (3000, 28, 28), dtype=np.int8)
+    micro = TFLM(int8)
+    return c_dir, test_q, micro.run(test_q), random_q, micro.run(random_q)
+
+
+def test_awkward_shapes_are_what_this_file_is_about(awkward):
+    source = (awkward[0] / "tinydigits_model.c").read_text()
+    assert "average_pool(" in source
+    for depth, units in ((49, 15), (15, 9), (9, 10)):
+        assert f", {depth}, {units}, weights" in source
+
+
+@pytest.mark.parametrize("sanitize", [False, True], ids=["strict", "asan-ubsan"])
+def test_awkward_shapes_are_byte_identical_to_tflm_on_the_host(awkward, sanitize):
+    c_dir, test_q, tflm_test, random_q, tflm_random = awkward
+    exe = compile_host(c_dir, sanitize=sanitize)
+    assert np.array_equal(run_batch(exe, test_q), tflm_test)        # all 10,000 test images
+    assert np.array_equal(run_batch(exe, random_q), tflm_random)    # 3,000 random int8 inputs
+
+
+@pytest.mark.parametrize("key", [on_core(k) for k in CORES])
+def test_awkward_shapes_on_each_cores_fast_kernel_match_tflm(awkward, key, tmp_path):
+    c_dir, test_q, tflm_test, random_q, tflm_random = awkward
+    inputs = np.concatenate([test_q[:200], random_q[:100]]).reshape(300, -1)
+    fast, fast_count = run_on(key, c_dir, inputs, tmp_path / "fast")
+    assert np.array_equal(fast, np.concatenate([tflm_test[:200], tflm_random[:100]]))
+    _, naive_count = run_on(key, c_dir, inputs[:10], tmp_path / "naive", NAIVE)
+    assert fast_count < naive_count  # the fast kernel is the one that ran
+
+
+@pytest.mark.parametrize("key", [on_core(k) for k in CORES])
+def test_the_lesson_model_on_each_cores_fast_kernel_matches_tflm(converted_run, mnist, key, tmp_path):
+    int8 = (converted_run / "model_int8.tflite").read_bytes()
+    inputs = LiteRT(int8).prepare(mnist.x_test[:300])
+    write_standalone(int8, tmp_path / "c", "lesson", "test")
+    outputs, count = run_on(key, tmp_path / "c", inputs.reshape(300, -1), tmp_path / "fast")
+    assert np.array_equal(outputs, TFLM(int8).run(inputs))
+    _, naive_count = run_on(key, tmp_path / "c", inputs[:10].reshape(10, -1), tmp_path / "naive", NAIVE)
+    assert count < naive_count / 2  # at least twice as fast as the portable kernel on every core
+
+
+SRDHM_TEST = """#include "tinydigits_model.h"
+#define TINYDIGITS_MATCH_LITERT 0
+#define TINYDIGITS_NAIVE_KERNELS 0
+#define TINYDIGITS_USES_FULLY_CONNECTED 0
+#define TINYDIGITS_USES_AVERAGE_POOL_2D 0
+#define TINYDIGITS_USES_SOFTMAX 0
+{kernels}
+/* The input is 98 pairs of little-endian int32 (a, b); the output, a hash of the 98 srdhm(a, b). */
+int tinydigits_predict(const int8_t *input, int8_t *output) {{
+    uint32_t hash = 0;
+    (void)requantize;
+    for (int i = 0; i < 784; i += 8) {{
+        uint32_t a = 0, b = 0;
+        for (int k = 3; k >= 0; --k) a = (a << 8) | (uint8_t)input[i + k], b = (b << 8) | (uint8_t)input[i + 4 + k];
+        hash = hash * 31u + (uint32_t)srdhm((int32_t)a, (int32_t)b);
+    }}
+    for (int c = 0; c < 10; ++c) output[c] = (int8_t)(hash >> (3 * c));
+    return 0;
+}}
+"""
+
+
+@pytest.mark.parametrize("key", [on_core("uno"), on_core("microbit")])
+def test_the_cores_own_rounding_multiply_equals_the_64_bit_one(awkward, key, tmp_path):
+    """srdhm is AVR assembly on AVR and 16-bit pieces on a Cortex-M0: the host's 64-bit product is the judge,
+    on 29,400 pairs: random, small, and the edges (0, +-1, +-2^15, +-2^16, +-2^30, INT32_MIN, INT32_MAX)."""
+    c_dir = tmp_path / "c"
+    c_dir.mkdir()
+    (c_dir / "tinydigits_model.h").write_text((awkward[0] / "tinydigits_model.h").read_text())
+    (c_dir / "main.c").write_text((awkward[0] / "main.c").read_text())
+    kernels = resources.files("tinydigits").joinpath("c_templates/kernels.c").read_text()
+    (c_dir / "tinydigits_model.c").write_text(SRDHM_TEST.format(kernels=kernels))
+    rng = np.random.default_rng(0)
+    edges = np.array([0, 1, -1, 2**15, -2**15, 2**16 - 1, -2**16, 2**30, -2**30, 2**31 - 1, -2**31, -2**31 + 1])
+    pairs = rng.integers(-2**31, 2**31, (300, 196))
+    pairs[:100] = rng.choice(edges, (100, 196))
+    pairs[100:150] = rng.integers(-2**16, 2**16, (50, 196))
+    inputs = pairs.astype("<i4").view(np.int8).reshape(300, 784)
+    outputs, _ = run_on(key, c_dir, inputs, tmp_path / "build")
+    assert np.array_equal(outputs, run_batch(compile_host(c_dir), inputs))
