@@ -18,6 +18,7 @@ from tinydigits.targets.host import compile_host
 from tinydigits.convert import TFLM, LiteRT, latency_us
 from tinydigits.data import load_dataset
 from tinydigits.export import export_c
+from tinydigits.runs import Run
 
 
 def main(run: Path):
@@ -26,7 +27,7 @@ def main(run: Path):
     lite = LiteRT(int8)
     q = lite.prepare(x)
     with tempfile.TemporaryDirectory() as tmp:
-        export_c(run, Path(tmp) / "out", "bench/deploy_speed.py")
+        export_c(Run(run), Path(tmp) / "out", "bench/deploy_speed.py")
         exe = compile_host(Path(tmp) / "out" / "c")
         q.tofile(Path(tmp) / "test.bin")
         out = subprocess.run([str(exe), "--time", str(Path(tmp) / "test.bin"), "20"], capture_output=True, text=True, check=True).stdout
