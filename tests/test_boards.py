@@ -79,7 +79,7 @@ def test_uno_built_for_size_is_byte_identical_too(model_and_reference, tmp_path)
     """-Os, as the Arduino IDE builds: avr-gcc then multiplies through a library routine; same bytes."""
     c_dir, inputs, tflm = model_and_reference
     firmware = avr.build(c_dir, find("uno"), tmp_path, optimization="-Os")
-    assert np.array_equal(avr.run(firmware, inputs[::2])[0], tflm[::2])  # half of each kind: 3x the cycles here
+    assert np.array_equal(avr.run(firmware, inputs[::2])[0], tflm[::2])  # half of each kind
 
 
 def elf_sections(path: Path) -> dict:
