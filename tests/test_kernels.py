@@ -104,6 +104,15 @@ def test_awkward_shapes_on_each_cores_fast_kernel_match_tflm(awkward, key, tmp_p
     assert fast_count < naive_count  # the fast kernel is the one that ran
 
 
+@pytest.mark.parametrize("key", [on_core("nano33ble")])
+def test_awkward_shapes_on_the_dsp_kernel_built_for_speed_match_tflm(awkward, key, tmp_path):
+    """-O2, as `tinydigits mcu` also builds: GCC schedules the same intrinsics differently."""
+    c_dir, test_q, tflm_test, random_q, tflm_random = awkward
+    inputs = np.concatenate([test_q[:200], random_q[:100]]).reshape(300, -1)
+    outputs, _ = run_on(key, c_dir, inputs, tmp_path, "-O2")
+    assert np.array_equal(outputs, np.concatenate([tflm_test[:200], tflm_random[:100]]))
+
+
 @pytest.mark.parametrize("key", [on_core(k) for k in CORES])
 def test_the_lesson_model_on_each_cores_fast_kernel_matches_tflm(converted_run, mnist, key, tmp_path):
     int8 = (converted_run / "model_int8.tflite").read_bytes()
