@@ -76,7 +76,7 @@ def awkward(mnist, tmp_path_factory):
     test_q = lite.prepare(mnist.x_test)
     random_q = np.random.default_rng(1).integers(-128, 128, (3000, 28, 28), dtype=np.int8)
     micro = TFLM(int8)
-    return c_dir, test_q, micro.run(test_q), random_q, micro.run(random_q)
+    return c_dir, test_q, micro.run(test_q), random_q, micro.run(random_q), int8
 
 
 def test_awkward_shapes_are_what_this_file_is_about(awkward):
@@ -88,7 +88,7 @@ def test_awkward_shapes_are_what_this_file_is_about(awkward):
 
 @pytest.mark.parametrize("sanitize", [False, True], ids=["strict", "asan-ubsan"])
 def test_awkward_shapes_are_byte_identical_to_tflm_on_the_host(awkward, sanitize):
-    c_dir, test_q, tflm_test, random_q, tflm_random = awkward
+    c_dir, test_q, tflm_test, random_q, tflm_random, _ = awkward
     exe = compile_host(c_dir, sanitize=sanitize)
     assert np.array_equal(run_batch(exe, test_q), tflm_test)        # all 10,000 test images
     assert np.array_equal(run_batch(exe, random_q), tflm_random)    # 3,000 random int8 inputs
@@ -96,7 +96,7 @@ def test_awkward_shapes_are_byte_identical_to_tflm_on_the_host(awkward, sanitize
 
 @pytest.mark.parametrize("key", [on_core(k) for k in CORES])
 def test_awkward_shapes_on_each_cores_fast_kernel_match_tflm(awkward, key, tmp_path):
-    c_dir, test_q, tflm_test, random_q, tflm_random = awkward
+    c_dir, test_q, tflm_test, random_q, tflm_random, _ = awkward
     inputs = np.concatenate([test_q[:200], random_q[:100]]).reshape(300, -1)
     fast, fast_count = run_on(key, c_dir, inputs, tmp_path / "fast")
     assert np.array_equal(fast, np.concatenate([tflm_test[:200], tflm_random[:100]]))
@@ -107,7 +107,7 @@ def test_awkward_shapes_on_each_cores_fast_kernel_match_tflm(awkward, key, tmp_p
 @pytest.mark.parametrize("key", [on_core("nano33ble")])
 def test_awkward_shapes_on_the_dsp_kernel_built_for_speed_match_tflm(awkward, key, tmp_path):
     """-O2, as `tinydigits mcu` also builds: GCC schedules the same intrinsics differently."""
-    c_dir, test_q, tflm_test, random_q, tflm_random = awkward
+    c_dir, test_q, tflm_test, random_q, tflm_random, _ = awkward
     inputs = np.concatenate([test_q[:200], random_q[:100]]).reshape(300, -1)
     outputs, _ = run_on(key, c_dir, inputs, tmp_path, "-O2")
     assert np.array_equal(outputs, np.concatenate([tflm_test[:200], tflm_random[:100]]))
@@ -122,6 +122,29 @@ def test_the_lesson_model_on_each_cores_fast_kernel_matches_tflm(converted_run, 
     assert np.array_equal(outputs, TFLM(int8).run(inputs))
     _, naive_count = run_on(key, tmp_path / "c", inputs[:10].reshape(10, -1), tmp_path / "naive", NAIVE)
     assert count < naive_count / 2  # at least twice as fast as the portable kernel on every core
+
+
+@pytest.mark.parametrize("key", [on_core("uno")])
+def test_a_weight_of_minus_128_keeps_the_avr_on_the_portable_kernel(awkward, key, tmp_path):
+    """The AVR kernel adds two products in 16 bits, which needs weights in [-127, 127] (TFLite's range).
+    A -128 makes the generator say so, and the AVR build then runs the portable kernel: same bytes."""
+    from tinydigits.codegen import generated_banner, model_source, plan
+
+    ops, io = plan(awkward[5])
+    dense = next(op for op in ops if op.kind == "FULLY_CONNECTED").params
+    dense["weights"] = dense["weights"].copy()
+    dense["weights"][0, 0] = -128
+    c_dir = tmp_path / "c"
+    c_dir.mkdir()
+    for name in ("tinydigits_model.h", "main.c"):
+        (c_dir / name).write_text((awkward[0] / name).read_text())
+    (c_dir / "tinydigits_model.c").write_text(model_source(ops, io, generated_banner("test", "test")))
+    assert "#define TINYDIGITS_WEIGHTS_SYMMETRIC 0" in (c_dir / "tinydigits_model.c").read_text()
+    inputs = awkward[1][:50].reshape(50, -1)
+    outputs, cycles = run_on(key, c_dir, inputs, tmp_path / "build")
+    assert np.array_equal(outputs, run_batch(compile_host(c_dir), inputs))
+    _, fast_cycles = run_on(key, awkward[0], inputs[:10], tmp_path / "fast")
+    assert cycles > fast_cycles  # the portable kernel ran
 
 
 SRDHM_TEST = """#include "tinydigits_model.h"
