@@ -11,6 +11,10 @@ import tinydigits  # noqa: F401  (sets the Keras backend before anything imports
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots and reports a person may want to look at
+# CI gives a relative TINYDIGITS_DATA (../shared/datasets); tests that chdir (a relative run folder, as a
+# user types it) must still find MNIST, so it is made absolute once, against the directory pytest started in.
+if os.environ.get("TINYDIGITS_DATA"):
+    os.environ["TINYDIGITS_DATA"] = str(Path(os.environ["TINYDIGITS_DATA"]).expanduser().resolve())
 
 
 def skip_or_fail(reason: str):
