@@ -58,7 +58,7 @@ def test_train_cli_variant_and_summary(tmp_path, capsys):
     out = tmp_path / "deep"
     code, stdout, _ = run_cli(capsys, "train", "--hidden", "16", "8", "--activation", "tanh", "--epochs", "1",
                               "--quiet", "--out", out)
-    assert code == 0 and "h16x8-tanh-ce: test accuracy" in stdout
+    assert code == 0 and "h16x8-tanh-ce-e1: test accuracy" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recipe"]["hidden"] == [16, 8] and metrics["params"] == 784 * 16 + 16 + 16 * 8 + 8 + 90
 

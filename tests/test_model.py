@@ -1,7 +1,7 @@
 import pytest
 
 from tinydigits.errors import TinyDigitsError
-from tinydigits.model import Recipe, build_model
+from tinydigits.model import RECIPES, Recipe, build_model, learning_rate
 
 
 def test_default_recipe_is_the_lesson():
@@ -35,7 +35,7 @@ def test_variants(changes, params):
     ({"epochs": 0}, "epochs must be at least 1"),
     ({"hidden": (0,)}, "hidden sizes"),
     ({"lr": -1.0}, "learning rate"),
-    ({"input_size": 10}, "input size"),
+    ({"input_size": 16}, "input size"),
     ({"dropout": 0.5}, "unknown recipe field 'dropout'"),
 ])
 def test_bad_recipes_are_refused_by_name(changes, message):
@@ -49,3 +49,45 @@ def test_recipe_round_trips_through_a_dict():
     assert r.name == "h64x32-tanh-ce"
     assert Recipe(lr=0.01, batch_size=64).name == "h20-relu-ce-lr0.01-b64"  # variants differing in training only
     assert Recipe(input_size=14, hidden=()).name == "14px-hnone-relu-ce"
+
+
+def test_new_training_fields_default_to_the_lesson():
+    r = Recipe()
+    assert (r.schedule, r.shift, r.rotate, r.scale, r.elastic, r.label_smoothing, r.teacher, r.qat_epochs) == \
+        ("constant", 0.0, 0.0, 0.0, 0.0, 0.0, "", 0)
+    assert not r.augmented and r.training_tag == "" and RECIPES["lesson"] == {}
+    better = Recipe(**RECIPES["better"])
+    assert better.augmented and better.epochs > r.epochs and better.name.startswith("h20-relu-ce-e60-")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"schedule": "warm"}, "schedule 'warm'"),
+    ({"shift": 7.0}, "shift must be in"),
+    ({"rotate": -1.0}, "rotate must be in"),
+    ({"scale": 0.5}, "scale must be in"),
+    ({"elastic": 101.0}, "elastic must be in"),
+    ({"label_smoothing": 1.0}, "label smoothing"),
+    ({"distill_weight": 0.0}, "distill weight"),
+    ({"qat_epochs": 21}, "qat epochs"),
+])
+def test_bad_training_fields_are_refused(changes, message):
+    with pytest.raises(TinyDigitsError, match=message):
+        Recipe().replace(**changes)
+
+
+@pytest.mark.parametrize("size, params", [(12, 144 * 20 + 20 + 210), (10, 100 * 20 + 20 + 210)])
+def test_cropped_inputs(size, params):
+    model = build_model(Recipe(input_size=size))
+    assert [type(layer).__name__ for layer in model.layers][:3] == ["Reshape", "AveragePooling2D", "Cropping2D"]
+    assert model.count_params() == params
+
+
+@pytest.mark.parametrize("schedule, at, expected", [
+    ("constant", [0, 500, 999], [3e-3, 3e-3, 3e-3]),
+    ("cosine", [0, 500, 1000], [3e-3, 1.5e-3, 0.0]),
+    ("onecycle", [0, 300, 650, 1000], [3e-3 / 25, 3e-3, 1.5e-3, 0.0]),  # warm-up over 30%, then cosine
+])
+def test_learning_rate_schedules(schedule, at, expected):
+    lr = learning_rate(Recipe(schedule=schedule, lr=3e-3, epochs=10), steps_per_epoch=100)
+    values = [float(lr(step)) if callable(lr) else lr for step in at]
+    assert values == pytest.approx(expected, abs=1e-7)

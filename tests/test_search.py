@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from tinydigits.model import Recipe
-from tinydigits.search import Budget, candidates, mark_front, search, weight_bytes
+from tinydigits.errors import TinyDigitsError
+from tinydigits.search import CODE_BYTES, Budget, candidates, flash_estimate, load_progress, mark_front, save_progress, search, weight_bytes
 
 needs_toolchain = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                                      reason="gcc-arm-none-eabi / qemu-system-arm not installed")
@@ -14,8 +15,9 @@ needs_toolchain = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and 
 def test_candidates_fit_by_weights_and_hold_out_validation():
     budget = Budget(flash=8 * 1024, ram=2048)
     cs = candidates(budget, Recipe(epochs=3))
-    assert cs and all(weight_bytes(r) <= budget.flash for r in cs)
-    assert {r.input_size for r in cs} == {28, 14, 7}
+    assert cs and all(weight_bytes(r) + CODE_BYTES < flash_estimate(r) <= budget.flash for r in cs)
+    assert {r.input_size for r in cs} == {28, 14, 12, 10, 7} and cs[0].input_size in (10, 12)
+    assert max(len(r.hidden) for r in cs) == 3
     assert all(r.validation_split > 0 and r.epochs == 3 and r.activation == "relu" for r in cs)
     assert weight_bytes(Recipe()) == 784 * 20 + 200
     assert len({r.name for r in cs}) == len(cs)
@@ -34,10 +36,10 @@ def test_search_measures_resumes_and_saves_a_usable_best_run(mnist, tmp_path, ca
     from tinydigits.convert import TFLM, LiteRT
 
     out = tmp_path / "s"
-    # 12 KB: the first candidates tried (weights near 80% of the budget) fit with the model's code
-    # and constants (~1.9 KB on the Cortex-M4 with the fast kernels); at 8 KB the first ones do not
+    # 12 KB: the first candidates tried fit with the model's code and constants (~1.9 KB on the
+    # Cortex-M4 with the fast kernels)
     budget = Budget(flash=12 * 1024, ram=2048)
-    rows = search(mnist, budget, out, Recipe(epochs=1), max_candidates=2, progress=lambda line: None)
+    rows = search(mnist, budget, out, Recipe(epochs=1, batch_size=128), max_candidates=2, progress=lambda line: None)
     saved = json.loads((out / "search.json").read_text())
     assert len(rows) == len(saved["candidates"]) == 2 and (out / "pareto.png").exists()
     for r in saved["candidates"]:
@@ -45,7 +47,9 @@ def test_search_measures_resumes_and_saves_a_usable_best_run(mnist, tmp_path, ca
         assert 0 < r["ram_bytes"] < 2048 and 0.8 < r["validation_accuracy"] < 1 and "on_front" in r
         assert r["qemu_agrees_with_litert"] >= 0.9
     # resume: the two done candidates are kept, one more is added
-    rows = search(mnist, budget, out, Recipe(epochs=1), max_candidates=1, progress=lambda line: None)
+    rows = search(mnist, budget, out, Recipe(epochs=1, batch_size=128), max_candidates=1, progress=lambda line: None)
+    with pytest.raises(TinyDigitsError, match="trained differently"):  # never mixed with other training
+        search(mnist, budget, out, Recipe(epochs=2, batch_size=128), max_candidates=1, progress=lambda line: None)
     assert len(rows) == 3 and [r["name"] for r in rows[:2]] == [r["name"] for r in saved["candidates"]]
     assert saved["best"] and (out / "best" / "model.keras").exists()
     from tinydigits.artifacts import manifest_kind
@@ -76,3 +80,25 @@ def test_search_on_ray_tune(mnist, tmp_path):
                            progress=lambda line: None)
     assert len(rows) == 2 and all(r["flash_bytes"] > 0 for r in rows)
     assert json.loads((out / "search.json").read_text())["candidates"][0]["name"] == rows[0]["name"]
+
+
+def test_resuming_with_a_different_training_is_refused(tmp_path):
+    budget = Budget(flash=8 * 1024, ram=2048)
+    row = {"name": "h8-relu-ce", "recipe": Recipe(hidden=(8,)).to_dict(), "flash_bytes": 7000, "ram_bytes": 100,
+           "validation_accuracy": 0.9, "test_accuracy": 0.9}
+    save_progress(tmp_path, [row], budget, Recipe(epochs=3))
+    assert load_progress(tmp_path, Recipe(epochs=3, hidden=(64,)))[0]["name"] == "h8-relu-ce"  # designs differ: fine
+    for other in (Recipe(epochs=4), Recipe(epochs=3, shift=1.0), Recipe(epochs=3, seed=1)):
+        with pytest.raises(TinyDigitsError, match="trained differently"):
+            load_progress(tmp_path, other)
+
+
+@pytest.mark.parametrize("args, message", [(["--epochs", "0"], "epochs must be at least 1"),
+                                           (["--recipe", "lesson", "--lr", "0"], "learning rate"),
+                                           (["--max-candidates", "0"], "--max-candidates must be at least 1"),
+                                           (["--seed", "x"], "invalid int value")])
+def test_search_refuses_bad_values(args, message, tmp_path, capsys):
+    from tinydigits.cli import main
+
+    assert main(["search", "--flash-kb", "8", *args, "--out", str(tmp_path / "s")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "s").exists()

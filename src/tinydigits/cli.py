@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import single_thread_xla
 from .artifacts import preflight
+from .data import default_cache_dir
 from .errors import TinyDigitsError
 from .interrupt import ctrl_c_stops
 from .runs import Run
@@ -36,26 +37,49 @@ def _data_flags(p):
     p.add_argument("--data-dir", type=Path, help="a folder holding the four IDX files (gzip or plain)")
 
 
-def _recipe_flags(p, with_epochs=True):
+def _design_flags(p):
     from .model import ACTIVATIONS, LOSSES
 
     p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 20; several = several layers)")
     p.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
     p.add_argument("--loss", choices=LOSSES, help="crossentropy (default) or mse on one-hot targets")
-    if with_epochs:
-        p.add_argument("--epochs", type=int, help="passes over the training set (default 20)")
-    p.add_argument("--batch-size", type=int, help="default 32")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")
+
+
+def _training_flags(p, recipe_default="lesson"):
+    from .model import RECIPES, SCHEDULES
+
+    p.add_argument("--recipe", choices=sorted(RECIPES), default=recipe_default,
+                   help=f"named training the flags below change (default {recipe_default}; better: "
+                        + ", ".join(f"{k}={v}" for k, v in RECIPES["better"].items()) + ")")
+    p.add_argument("--epochs", type=int, help="passes over the training set (lesson: 20)")
+    p.add_argument("--batch-size", type=int, help="lesson: 32")
+    p.add_argument("--lr", type=float, help="Adam learning rate (lesson: 0.001); the peak for a schedule")
+    p.add_argument("--schedule", choices=SCHEDULES, help="learning rate per step (lesson: constant)")
+    p.add_argument("--shift", type=float, help="augmentation: random shift up to N pixels (training only)")
+    p.add_argument("--rotate", type=float, help="augmentation: random rotation up to N degrees")
+    p.add_argument("--scale", type=float, help="augmentation: random zoom by up to this fraction (0.1: 90-110%%)")
+    p.add_argument("--elastic", type=float, help="augmentation: elastic distortion strength in pixels")
+    p.add_argument("--label-smoothing", type=float, help="targets (1-e) one-hot + e/10 (default 0)")
+    p.add_argument("--teacher", type=Path, help="a run folder to distill from (a larger trained model)")
+    p.add_argument("--distill-weight", type=float, help="with --teacher: the share of the loss that follows it (default 0.5)")
+    p.add_argument("--qat-epochs", type=int, help="the last N epochs train through int8-rounded weights")
     p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same result on CPU")
 
 
 def _recipe_from(args):
-    from .model import Recipe
+    """The named recipe (--recipe), then each flag given; bad values are refused by Recipe with one line."""
+    from .model import RECIPES, Recipe
 
-    fields = {"hidden": args.hidden, "activation": args.activation, "loss": args.loss,
-              "epochs": getattr(args, "epochs", None), "batch_size": args.batch_size, "lr": args.lr,
-              "seed": args.seed, "dataset": args.dataset}
-    return Recipe().replace(**{k: v for k, v in fields.items() if v is not None})
+    if getattr(args, "teacher", None) is not None and not (args.teacher / "model.keras").is_file():
+        raise TinyDigitsError(f"--teacher {args.teacher}: not a run folder (no model.keras)")
+    fields = {"hidden": getattr(args, "hidden", None), "activation": getattr(args, "activation", None),
+              "loss": getattr(args, "loss", None), "epochs": args.epochs, "batch_size": args.batch_size,
+              "lr": args.lr, "schedule": args.schedule, "shift": args.shift, "rotate": args.rotate, "scale": args.scale,
+              "elastic": args.elastic, "label_smoothing": args.label_smoothing,
+              "teacher": str(args.teacher.resolve()) if args.teacher is not None else None,
+              "distill_weight": args.distill_weight, "qat_epochs": args.qat_epochs, "seed": args.seed,
+              "dataset": args.dataset}
+    return Recipe(**RECIPES[args.recipe]).replace(**{k: v for k, v in fields.items() if v is not None})
 
 
 def _load_data(args):
@@ -208,7 +232,6 @@ def cmd_boards(args):
 
 def cmd_compare(args):
     from .compare import PRESETS, compare, default_out, parse_variant, table, variants, variants_from_file, write_report
-    from .model import Recipe
 
     changes = list(PRESETS[args.preset]) if args.preset else []
     changes += [parse_variant(v) for v in args.variant or []]
@@ -216,16 +239,17 @@ def cmd_compare(args):
         changes += variants_from_file(args.file)
     if not changes:
         raise TinyDigitsError("compare: give --preset, --variant or --file")
-    if args.jobs < 1:
-        raise TinyDigitsError(f"--jobs must be at least 1, got {args.jobs}")
-    base = Recipe(dataset=args.dataset, **({"epochs": args.epochs} if args.epochs else {}),
-                  **({"seed": args.seed} if args.seed is not None else {}))
+    if args.jobs < 1 or args.seeds < 1:
+        raise TinyDigitsError(f"--jobs and --seeds must be at least 1, got {args.jobs} and {args.seeds}")
+    base = _recipe_from(args)
     recipes = variants(changes, base)
     out = args.out or default_out()
     preflight(out, args.force, kind="compare")
     ds = None if args.jobs > 1 else _load_data(args)
-    print(f"comparing {len(recipes)} variants, {base.epochs} epochs each, seed {base.seed}", flush=True)
-    rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True), data_dir=args.data_dir)
+    seeds = f"seed {base.seed}" if args.seeds == 1 else f"seeds {base.seed}-{base.seed + args.seeds - 1}"
+    print(f"comparing {len(recipes)} variants, {base.epochs} epochs each, {seeds}", flush=True)
+    rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True), data_dir=args.data_dir,
+                   seeds=args.seeds)
     write_report(rows, out, force=args.force, title=f"tinydigits compare ({args.preset or 'custom'})",
                  command=args.command_line)
     print()
@@ -234,23 +258,27 @@ def cmd_compare(args):
 
 
 def cmd_search(args):
-    from .model import Recipe
-    from .search import Budget, best, search, table
+    from .search import Budget, best, load_progress, search, table
 
     if args.flash_kb <= 0 or args.ram_kb <= 0 or args.minutes <= 0:
         raise TinyDigitsError("--flash-kb, --ram-kb and --minutes must be positive")
+    if args.max_candidates is not None and args.max_candidates < 1:
+        raise TinyDigitsError(f"--max-candidates must be at least 1, got {args.max_candidates}")
     budget = Budget(flash=int(args.flash_kb * 1024), ram=int(args.ram_kb * 1024))
-    base = Recipe(dataset=args.dataset, **({"epochs": args.epochs} if args.epochs else {}))
+    base = _recipe_from(args)
     out = args.out or Path("runs") / f"search-{args.flash_kb:g}k"
     preflight(out, resume="search")
+    load_progress(out, base)  # a folder searched with another training is refused before any work
     ds = _load_data(args)
     print(f"searching designs for <= {budget.flash:,} B flash and <= {budget.ram:,} B RAM, "
-          f"{base.epochs} epochs each, up to {args.minutes:g} min -> {out}", flush=True)
+          f"{args.recipe} recipe{f' ({base.training_tag[1:]})' if base.training_tag else ''}, "
+          f"up to {args.minutes:g} min -> {out}", flush=True)
     if args.engine == "ray":
         from .search_ray import search_with_ray
 
-        rows = search_with_ray(ds, budget, out, base, args.max_candidates, progress=lambda l: print(l, flush=True),
-                               data_dir=args.data_dir, command=args.command_line)
+        rows = search_with_ray(ds, budget, out, base, args.minutes, args.max_candidates,
+                               progress=lambda l: print(l, flush=True), data_dir=args.data_dir,
+                               command=args.command_line)
     else:
         rows = search(ds, budget, out, base, args.minutes, args.max_candidates, progress=lambda l: print(l, flush=True),
                       command=args.command_line)
@@ -286,8 +314,11 @@ def build_parser() -> Parser:
 
     p = command("train", cmd_train, "train a model (default: the lesson's recipe) and write a run folder",
                 ["tinydigits train --out runs/lesson", "tinydigits train --hidden 64 32 --activation tanh --epochs 5 --out runs/deep",
-                 "tinydigits train --loss mse --out runs/mse", "tinydigits train --dataset fashion-mnist --out runs/fashion"])
-    _recipe_flags(p)
+                 "tinydigits train --loss mse --out runs/mse", "tinydigits train --dataset fashion-mnist --out runs/fashion",
+                 "tinydigits train --recipe better --out runs/better   # 60 epochs, one-cycle, augmentation, QAT",
+                 "tinydigits train --schedule onecycle --lr 0.003 --shift 1 --rotate 5 --out runs/onecycle"])
+    _design_flags(p)
+    _training_flags(p)
     _data_flags(p)
     p.add_argument("--out", type=Path, help="run folder (default runs/<timestamp>)")
     p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
@@ -353,13 +384,14 @@ def build_parser() -> Parser:
 
     p = command("compare", cmd_compare, "train variants side by side: the lesson's claims in numbers and plots",
                 ["tinydigits compare --preset lesson", "tinydigits compare --preset activation --epochs 5 --out runs/act",
+                 "tinydigits compare --preset recipe --seeds 3   # what each training technique buys on 784-20-10",
                  'tinydigits compare --variant "hidden=64 activation=tanh" --variant "hidden=64,32" --jobs 2',
                  "tinydigits compare --file variants.toml   # [[variant]] tables: hidden = [64, 32], lr = 0.01"])
     p.add_argument("--preset", choices=sorted(PRESETS))
     p.add_argument("--variant", action="append", metavar="'KEY=VALUE ...'", help="a custom variant (repeatable)")
     p.add_argument("--file", type=Path, help="variants from a JSON list or a TOML file of [[variant]] tables")
-    p.add_argument("--epochs", type=int, help="epochs for every variant (default 20)")
-    p.add_argument("--seed", type=int, help="the one seed every variant shares (default 0)")
+    _training_flags(p)
+    p.add_argument("--seeds", type=int, default=1, help="train each variant with N seeds (from --seed): mean and std")
     p.add_argument("--jobs", type=int, default=1, help="variants trained in parallel processes")
     p.add_argument("--out", type=Path, help="report folder (default runs/compare-<timestamp>)")
     p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
@@ -368,11 +400,12 @@ def build_parser() -> Parser:
     p = command("search", cmd_search, "the most accurate int8 model whose measured flash and RAM fit a budget",
                 ["tinydigits search --flash-kb 8 --ram-kb 2", "tinydigits search --flash-kb 32 --minutes 30 --out runs/search-32k",
                  "tinydigits search --flash-kb 8 --out runs/search-8k   # again: resumes where it stopped",
+                 "tinydigits search --flash-kb 8 --recipe lesson        # every candidate trained as the lesson",
                  "tinydigits search --flash-kb 8 --engine ray            # trials on a Ray cluster (pip install tinydigits[ray])"])
     p.add_argument("--flash-kb", type=float, required=True, help="flash budget for model code + weights (KiB)")
     p.add_argument("--ram-kb", type=float, default=2.0, help="RAM budget: data + bss + inference stack (KiB, default 2)")
     p.add_argument("--minutes", type=float, default=10.0, help="time budget (default 10)")
-    p.add_argument("--epochs", type=int, help="epochs per candidate (default 20)")
+    _training_flags(p, recipe_default="better")
     p.add_argument("--max-candidates", type=int, help="stop after this many new candidates")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="where trials run (default local)")
     p.add_argument("--out", type=Path, help="results folder (default runs/search-<F>k); resumed if it exists")
@@ -389,11 +422,18 @@ def build_parser() -> Parser:
 
 
 def _process_settings() -> None:
-    """What the CLI, a process of its own, sets for itself and the workers it starts; a library import sets neither."""
+    """What the CLI, a process of its own, sets for itself and the workers it starts; a library import sets neither.
+
+    It also keeps XLA's compiled training programs between runs in ~/.cache/tinydigits/xla (JAX's
+    persistent cache; JAX_COMPILATION_CACHE_DIR moves it): the second `train` of a design skips the
+    compilation, about a third of the lesson's training time. Only before JAX is imported.
+    """
     os.environ["MPLBACKEND"] = "Agg"  # figures go to files, never to a window
     if "matplotlib" in sys.modules:  # already imported (the CLI called from Python): switch it directly
         sys.modules["matplotlib"].use("Agg")
     single_thread_xla()
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(default_cache_dir() / "xla"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,7 @@
 The standalone C reproduces TFLite's reference integer kernels exactly (fixed-point multiplier and
 shift, gemmlowp rounding, the fixed-point softmax), so its int8 outputs are byte-identical to
 LiteRT's reference kernels and to TFLM. Ops it knows: FULLY_CONNECTED (no activation or ReLU),
-RESHAPE, AVERAGE_POOL_2D, SOFTMAX. Code is produced by small functions that return strings.
+RESHAPE, AVERAGE_POOL_2D, STRIDED_SLICE (a crop), SOFTMAX. Code is produced by small functions that return strings.
 
     files = export_c(int8_bytes, Path("out"), source="runs/lesson/model_int8.tflite", arena=2048)
 """
@@ -20,7 +20,7 @@ import numpy as np
 from .artifacts import write_text
 from .errors import TinyDigitsError
 
-SUPPORTED_OPS = ("FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D", "SOFTMAX")
+SUPPORTED_OPS = ("FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D", "STRIDED_SLICE", "SOFTMAX")
 ROWS_PER_BLOCK = 4  # weight rows the fully-connected kernels compute together (kernel_layout)
 ACTIVATION_NONE, ACTIVATION_RELU = 0, 1  # tflite ActivationFunctionType
 
@@ -95,6 +95,11 @@ def plan(model: bytes) -> tuple[list[Op], dict]:
         if name == "RESHAPE":
             ops.append(Op("RESHAPE"))
             continue
+        if name == "STRIDED_SLICE":
+            ops.append(crop_op(op, [tensors[i].shape for i in (op.inputs[0], op.outputs[0])],
+                               [data(i, np.int32) for i in op.inputs[1:4]],
+                               np.array_equal(in_scale, out_scale) and np.array_equal(in_zp, out_zp)))
+            continue
         act = op.builtinOptions.fusedActivationFunction if hasattr(op.builtinOptions, "fusedActivationFunction") else 0
         if act not in (ACTIVATION_NONE, ACTIVATION_RELU):
             raise TinyDigitsError(f"{name} with fused activation {act} is not supported by the C generator")
@@ -137,6 +142,19 @@ def plan(model: bytes) -> tuple[list[Op], dict]:
           "input_size": int(np.prod(tensors[graph.inputs[0]].shape)),
           "output_size": int(np.prod(tensors[graph.outputs[0]].shape))}
     return ops, io
+
+
+def crop_op(op, shapes, constants, same_quantization: bool) -> Op:
+    """STRIDED_SLICE as the C generator runs it: a crop of (1, H, W, C), stride 1, same quantization."""
+    (_, height, width, channels), (_, out_h, out_w, out_c) = shapes
+    begin, _, strides = constants
+    o = op.builtinOptions
+    if (len(begin) != 4 or np.any(strides != 1) or out_c != channels or not same_quantization
+            or o.ellipsisMask or o.newAxisMask or o.shrinkAxisMask):
+        raise TinyDigitsError("STRIDED_SLICE: only a stride-1 crop of height and width is supported by the C generator")
+    top, left = (0 if o.beginMask >> axis & 1 else int(begin[axis]) for axis in (1, 2))
+    return Op("STRIDED_SLICE", dict(width=int(width), channels=int(channels), top=top, left=left,
+                                    out_h=int(out_h), out_w=int(out_w)))
 
 
 def builtin_name(m, op) -> str:
@@ -229,6 +247,7 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
     widths = [io["input_size"]] + [len(op.params["bias"]) for op in ops if op.kind == "FULLY_CONNECTED"]
     widths += [op.params["height"] * op.params["width"] * op.params["channels"] // op.params["pool"] ** 2
                for op in ops if op.kind == "AVERAGE_POOL_2D"]
+    widths += [op.params["out_h"] * op.params["out_w"] * op.params["channels"] for op in ops if op.kind == "STRIDED_SLICE"]
     buffer = max(w for w in widths[1:] + [io["output_size"]])
     consts, calls = [], []
     src, hops = "input", 0
@@ -249,6 +268,9 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
         elif op.kind == "AVERAGE_POOL_2D":
             calls.append(f"    average_pool({src}, {dst}, {p['height']}, {p['width']}, {p['channels']}, {p['pool']}, "
                          f"{p['stride']}, {p['act_min']}, {p['act_max']});")
+        elif op.kind == "STRIDED_SLICE":
+            calls.append(f"    crop({src}, {dst}, {p['width']}, {p['channels']}, {p['top']}, {p['left']}, "
+                         f"{p['out_h']}, {p['out_w']});")
         elif op.kind == "SOFTMAX":
             consts.append(f"#if TINYDIGITS_MATCH_LITERT\n{c_array('float', f'softmax_table{i}', p['table'])}#endif\n")
             calls += ["#if TINYDIGITS_MATCH_LITERT",

@@ -2,10 +2,12 @@
 
 Presets answer the lesson: `activation` (relu vs linear vs sigmoid vs tanh: why a non-linearity),
 `loss` (cross-entropy vs MSE on one-hot softmax outputs: "from regression to classification"),
-`width` (hidden 10..256, with the int8 bytes each costs) and `lesson` (all of them). Every variant
-gets the same data and seed. Output: comparison.json / .md / .png and calibration.png.
+`width` (hidden 10..256, with the int8 bytes each costs) and `lesson` (all of them); `recipe` shows
+what each training technique buys on 784-20-10. Every variant gets the same data and seeds; with
+several seeds a row holds the mean and the standard deviation. Output: comparison.json / .md /
+.png and calibration.png.
 
-    rows = compare(variants(PRESETS["lesson"], Recipe(epochs=5)), load_dataset())
+    rows = compare(variants(PRESETS["lesson"], Recipe(epochs=5)), load_dataset(), seeds=3)
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TinyDigitsError
-from .model import Recipe
+from .model import RECIPES, Recipe
 
 PRESETS = {
     "activation": [{"activation": a} for a in ("relu", "linear", "sigmoid", "tanh")],
@@ -25,6 +27,12 @@ PRESETS = {
     "width": [{"hidden": (w,)} for w in (10, 20, 64, 128, 256)],
 }
 PRESETS["lesson"] = PRESETS["activation"] + PRESETS["loss"] + PRESETS["width"]
+# what each training technique buys on the lesson's 784-20-10 alone, then all of them (RECIPES["better"])
+PRESETS["recipe"] = [{}, {"schedule": "onecycle", "lr": 0.003}, {"epochs": 60, "batch_size": 128},
+                     {"shift": 1.0, "rotate": 5.0, "scale": 0.05}, {"label_smoothing": 0.1}, {"qat_epochs": 5},
+                     RECIPES["better"]]
+INT_FIELDS = ("epochs", "batch_size", "seed", "input_size", "qat_epochs")
+FLOAT_FIELDS = ("lr", "validation_split", "shift", "rotate", "scale", "elastic", "label_smoothing", "distill_weight")
 
 EXPLANATIONS = {
     "activation": (
@@ -62,9 +70,9 @@ def coerce(changes: dict, where: str) -> dict:
         for key, value in changes.items():
             if key == "hidden":
                 out[key] = tuple(int(v) for v in (value.replace("x", ",").split(",") if isinstance(value, str) else value) if v != "")
-            elif key in ("epochs", "batch_size", "seed", "input_size"):
+            elif key in INT_FIELDS:
                 out[key] = int(value)
-            elif key in ("lr", "validation_split"):
+            elif key in FLOAT_FIELDS:
                 out[key] = float(value)
             else:
                 out[key] = value
@@ -137,25 +145,45 @@ def _measure_in_worker(recipe_dict: dict, data_dir: str | None) -> dict:
     return measure(recipe, load_dataset(recipe.dataset, data_dir=data_dir))
 
 
-def compare(recipes: list[Recipe], ds=None, jobs: int = 1, progress=print, data_dir: Path | None = None) -> list[dict]:
-    """Measure every recipe, in `jobs` processes; `progress` gets one line per finished variant.
+def compare(recipes: list[Recipe], ds=None, jobs: int = 1, progress=print, data_dir: Path | None = None,
+            seeds: int = 1) -> list[dict]:
+    """Measure every recipe with `seeds` seeds (from its own), in `jobs` processes; one row per recipe.
 
-    With jobs > 1 each worker loads the data itself (by name, or from `data_dir`).
+    `progress` gets one line per finished training. With jobs > 1 each worker loads the data itself
+    (by name, or from `data_dir`).
     """
-    rows = []
+    runs = [r.replace(seed=r.seed + i) for r in recipes for i in range(seeds)]
+    measured = []
     if jobs > 1:
         import multiprocessing
 
         folder = str(data_dir) if data_dir else None
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for row in pool.map(_measure_in_worker, [r.to_dict() for r in recipes], [folder] * len(recipes)):
-                rows.append(row)
+            for row in pool.map(_measure_in_worker, [r.to_dict() for r in runs], [folder] * len(runs)):
+                measured.append(row)
                 progress(row_line(row))
     else:
-        for recipe in recipes:
-            rows.append(measure(recipe, ds))
-            progress(row_line(rows[-1]))
-    return rows
+        for recipe in runs:
+            measured.append(measure(recipe, ds))
+            progress(row_line(measured[-1]))
+    return [over_seeds(measured[i:i + seeds]) for i in range(0, len(measured), seeds)]
+
+
+SEED_STATS = ("test_accuracy", "int8_test_accuracy", "test_loss", "train_seconds")
+
+
+def over_seeds(rows: list[dict]) -> dict:
+    """One variant's rows, one per seed -> the first seed's row with the mean (and `*_std`, sample
+    standard deviation, and `per_seed` lists) of the scores. Curves and calibration stay the first seed's."""
+    if len(rows) == 1:
+        return rows[0]
+    out = dict(rows[0])
+    out["seeds"] = [r["recipe"]["seed"] for r in rows]
+    out["per_seed"] = {k: [r[k] for r in rows] for k in SEED_STATS}
+    for k in SEED_STATS:
+        out[k] = float(np.mean(out["per_seed"][k]))
+        out[f"{k}_std"] = float(np.std(out["per_seed"][k], ddof=1))
+    return out
 
 
 def row_line(row: dict) -> str:
@@ -164,18 +192,22 @@ def row_line(row: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
+    seeds = max(len(r.get("seeds", [0])) for r in rows)
+    spread = lambda r, k, f: f"{r[k]:{f}}" + (f" ± {r[k + '_std']:{f}}" if seeds > 1 else "")  # noqa: E731
     lines = ["| variant | test accuracy | int8 accuracy | test loss (CE) | params | int8 bytes | train s |",
              "|---|---:|---:|---:|---:|---:|---:|"]
+    if seeds > 1:
+        lines[0] = lines[0].replace("| variant |", f"| variant (mean ± std over {seeds} seeds) |")
     for r in rows:
-        lines.append(f"| {r['name']} | {r['test_accuracy']:.4f} | {r['int8_test_accuracy']:.4f} | {r['test_loss']:.4f} | "
-                     f"{r['params']:,} | {r['int8_bytes']:,} | {r['train_seconds']:.1f} |")
+        lines.append(f"| {r['name']} | {spread(r, 'test_accuracy', '.4f')} | {spread(r, 'int8_test_accuracy', '.4f')} | "
+                     f"{spread(r, 'test_loss', '.4f')} | {r['params']:,} | {r['int8_bytes']:,} | {r['train_seconds']:.1f} |")
     return "\n".join(lines)
 
 
 def explanations(rows: list[dict]) -> list[str]:
     """The paragraphs whose variants were all run, with this run's numbers filled in."""
     by = {r["name"]: r for r in rows}
-    base = Recipe(**{k: v for k, v in rows[0]["recipe"].items() if k in ("epochs", "seed", "batch_size", "lr", "dataset")})
+    base = Recipe.from_dict({k: v for k, v in rows[0]["recipe"].items() if k not in ("hidden", "activation", "loss", "input_size")})
 
     def acc(**c):
         r = by.get(base.replace(**c).name)

@@ -3,7 +3,7 @@
 The TFLite graph is built from the Keras model's weights with plain TensorFlow ops, so conversion
 works the same whatever Keras backend trained or loaded the model (JAX, TensorFlow, PyTorch) and
 needs nothing but `model.keras`. The layers it knows are the ones tinydigits builds: Flatten,
-Reshape, AveragePooling2D and Dense (with relu, linear, sigmoid, tanh or softmax).
+Reshape, AveragePooling2D, Cropping2D and Dense (with relu, linear, sigmoid, tanh or softmax).
 
     float_bytes, int8_bytes = to_tflite(model), to_tflite(model, calibration=x_train[:500])
     probs = LiteRT(int8_bytes).predict(x_test)            # (N, 28, 28) uint8 -> (N, 10) float32
@@ -20,7 +20,7 @@ from .data import normalize
 from .errors import TinyDigitsError, first_line
 
 CALIBRATION_IMAGES = 500  # representative training images for the int8 ranges
-SUPPORTED = "Flatten, Reshape, AveragePooling2D and Dense (relu, linear, sigmoid, tanh, softmax)"
+SUPPORTED = "Flatten, Reshape, AveragePooling2D, Cropping2D and Dense (relu, linear, sigmoid, tanh, softmax)"
 
 
 def _forward(model):
@@ -38,6 +38,9 @@ def _forward(model):
             steps.append(lambda x: tf.reshape(x, [tf.shape(x)[0], -1]))
         elif kind == "Reshape":
             steps.append(lambda x, s=tuple(layer.target_shape): tf.reshape(x, (-1, *s)))
+        elif kind == "Cropping2D":
+            (top, bottom), (left, right) = layer.cropping
+            steps.append(lambda x, t=top, b=bottom, l=left, r=right: x[:, t:x.shape[1] - b, l:x.shape[2] - r, :])
         elif kind == "AveragePooling2D" and layer.padding == "valid":
             steps.append(lambda x, p=layer.pool_size, s=layer.strides: tf.nn.avg_pool2d(x, p, s, "VALID"))
         elif kind == "Dense" and layer.activation.__name__ in activations:

@@ -20,7 +20,8 @@ ARDUINO_LIBRARY = "TinyDigits"
 ARDUINO_EXAMPLE = "ClassifySerial"
 PIXELS = IMAGE_SIZE * IMAGE_SIZE  # the model's input: one MNIST image
 TFLM_REGISTRATIONS = {"FULLY_CONNECTED": "AddFullyConnected", "RESHAPE": "AddReshape",
-                      "SOFTMAX": "AddSoftmax", "AVERAGE_POOL_2D": "AddAveragePool2D"}
+                      "SOFTMAX": "AddSoftmax", "AVERAGE_POOL_2D": "AddAveragePool2D",
+                      "STRIDED_SLICE": "AddStridedSlice"}
 
 
 def tflm_model_data(model: bytes, arena: int, io: dict, banner: str) -> tuple[str, str]:

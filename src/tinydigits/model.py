@@ -1,10 +1,15 @@
 """The training recipe and the network it builds.
 
 `Recipe()` is the lesson, exactly: Flatten(28x28) -> Dense(20, relu) -> Dense(10, softmax), Adam at
-lr 0.001, sparse categorical cross-entropy, 20 epochs of batch 32. Every other design tinydigits
-trains (the lesson's variations, the search's candidates) is the same recipe with fields changed.
+lr 0.001, sparse categorical cross-entropy, 20 epochs of batch 32, no schedule, no augmentation.
+Every other design tinydigits trains (the lesson's variations, the search's candidates) is the same
+recipe with fields changed. `RECIPES["better"]` is the training that buys accuracy per byte: more
+epochs of larger batches, a one-cycle learning rate, small random distortions of the training
+images and quantization-aware fine-tuning (bench/README.md measures each, and label smoothing and
+distillation, which did not pay here).
 
     recipe = Recipe().replace(hidden=(64, 32), activation="tanh")
+    better = Recipe(**RECIPES["better"])
     model = build_model(recipe)            # keras.Sequential, not compiled
 """
 from __future__ import annotations
@@ -18,7 +23,11 @@ NUM_CLASSES = 10
 IMAGE_SIZE = 28  # MNIST images are 28x28 pixels
 ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh")
 LOSSES = ("crossentropy", "mse")
-INPUT_SIZES = (28, 14, 7)  # 14 and 7: the image average-pooled 2x2 or 4x4 before the dense layers
+INPUT_SIZES = (28, 14, 12, 10, 7)  # 14, 7: average-pooled 2x2 or 4x4; 12, 10: pooled 2x2, then the border cropped
+SCHEDULES = ("constant", "cosine", "onecycle")
+ONECYCLE_WARMUP = 0.3      # one-cycle: share of the steps spent warming up from lr / 25 to lr
+MAX_ROTATION = 45.0        # degrees: beyond this a 6 and a 9 trade places; augmentation must keep the label
+MAX_SHIFT = 6.0            # pixels: MNIST digits sit in a 20x20 box inside 28x28
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,15 @@ class Recipe:
     dataset: str = "mnist"
     input_size: int = 28                # pixels per side the dense layers see (28, 14 or 7)
     validation_split: float = 0.0       # >0: hold out the last part of the training images (search)
+    schedule: str = "constant"          # learning rate per step: constant (the lesson), cosine to 0, or onecycle
+    shift: float = 0.0                  # augmentation (training only): random shift, up to this many pixels
+    rotate: float = 0.0                 # augmentation: random rotation, up to this many degrees either way
+    scale: float = 0.0                  # augmentation: random zoom by up to this fraction (0.1: 90% to 110%)
+    elastic: float = 0.0                # augmentation: elastic distortion, alpha in pixels (Simard et al. 2003: 34)
+    label_smoothing: float = 0.0        # targets (1 - e) * one-hot + e / 10: a less over-confident softmax
+    teacher: str = ""                   # run folder of a larger trained model to distill from ("" = none)
+    distill_weight: float = 0.5         # with a teacher: the share of the loss that follows its softened outputs
+    qat_epochs: int = 0                 # the last N epochs train through int8-rounded weights (quantization-aware)
 
     def __post_init__(self):
         checks = [
@@ -44,6 +62,14 @@ class Recipe:
             (0 < self.lr < 10, f"learning rate must be in (0, 10), got {self.lr}"),
             (self.input_size in INPUT_SIZES, f"input size must be one of {INPUT_SIZES}, got {self.input_size}"),
             (0 <= self.validation_split < 1, f"validation split must be in [0, 1), got {self.validation_split}"),
+            (self.schedule in SCHEDULES, f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}"),
+            (0 <= self.shift <= MAX_SHIFT, f"shift must be in [0, {MAX_SHIFT:g}] pixels, got {self.shift}"),
+            (0 <= self.rotate <= MAX_ROTATION, f"rotate must be in [0, {MAX_ROTATION:g}] degrees, got {self.rotate}"),
+            (0 <= self.scale < 0.5, f"scale must be in [0, 0.5), got {self.scale}"),
+            (0 <= self.elastic <= 100, f"elastic must be in [0, 100] pixels, got {self.elastic}"),
+            (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (0 < self.distill_weight <= 1, f"distill weight must be in (0, 1], got {self.distill_weight}"),
+            (0 <= self.qat_epochs <= self.epochs, f"qat epochs must be in [0, epochs={self.epochs}], got {self.qat_epochs}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -69,13 +95,42 @@ class Recipe:
         return cls().replace(**d)
 
     @property
+    def augmented(self) -> bool:
+        return any((self.shift, self.rotate, self.scale, self.elastic))
+
+    @property
     def name(self) -> str:
-        """A short label such as `h20-relu-ce` (used by compare and search)."""
+        """A short label such as `h20-relu-ce` (used by compare and search); training changes are suffixes."""
+        return self.design + self.training_tag
+
+    @property
+    def design(self) -> str:
+        """The network alone: `14px-h32-relu-ce`."""
         size = "" if self.input_size == IMAGE_SIZE else f"{self.input_size}px-"
         hidden = "x".join(map(str, self.hidden)) or "none"
-        training = (f"-lr{self.lr:g}" if self.lr != Recipe.lr else "") + \
-                   (f"-b{self.batch_size}" if self.batch_size != Recipe.batch_size else "")
-        return f"{size}h{hidden}-{self.activation}-{'ce' if self.loss == 'crossentropy' else 'mse'}{training}"
+        return f"{size}h{hidden}-{self.activation}-{'ce' if self.loss == 'crossentropy' else 'mse'}"
+
+    @property
+    def training_tag(self) -> str:
+        """'' for the lesson's training; else e.g. '-e60-b128-onecycle-aug1,5,0.05,0-qat5'."""
+        parts = [f"e{self.epochs}" if self.epochs != Recipe.epochs else "",
+                 f"lr{self.lr:g}" if self.lr != Recipe.lr else "",
+                 f"b{self.batch_size}" if self.batch_size != Recipe.batch_size else "",
+                 self.schedule if self.schedule != Recipe.schedule else "",
+                 f"aug{self.shift:g},{self.rotate:g},{self.scale:g},{self.elastic:g}" if self.augmented else "",
+                 f"ls{self.label_smoothing:g}" if self.label_smoothing else "",
+                 f"kd{self.distill_weight:g}" if self.teacher else "",
+                 f"qat{self.qat_epochs}" if self.qat_epochs else ""]
+        return "".join(f"-{p}" for p in parts if p)
+
+
+# Named trainings, each a set of Recipe fields: the lesson's, and the one measured to buy the most
+# accuracy per byte (bench/README.md, "Recipe ablation"). Fields given beside a name override it.
+RECIPES = {
+    "lesson": {},
+    "better": {"epochs": 60, "batch_size": 128, "lr": 0.003, "schedule": "onecycle", "shift": 1.0, "rotate": 5.0,
+               "scale": 0.05, "qat_epochs": 5},
+}
 
 
 def build_model(recipe: Recipe = Recipe()):
@@ -83,31 +138,40 @@ def build_model(recipe: Recipe = Recipe()):
     import keras
     from keras import layers
 
-    pool = IMAGE_SIZE // recipe.input_size
+    pool = 2 if recipe.input_size in (12, 10) else IMAGE_SIZE // recipe.input_size
+    crop = (IMAGE_SIZE // pool - recipe.input_size) // 2
     downsample = [layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1)),
                   layers.AveragePooling2D(pool)] if pool > 1 else []
+    downsample += [layers.Cropping2D(crop)] if crop else []
     return keras.Sequential([
         keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE)),                       # (N, 28, 28) float32 in [0, 1]
         *downsample,                                                       # (N, 28/p, 28/p, 1)
         layers.Flatten(),                                                  # (N, 784) for the lesson
         *[layers.Dense(units, activation=recipe.activation) for units in recipe.hidden],
         layers.Dense(NUM_CLASSES, activation="softmax"),                   # (N, 10) probabilities
-    ], name=recipe.name.replace("-", "_"))
+    ], name=recipe.design.replace("-", "_"))
 
 
-def compile_model(model, recipe: Recipe = Recipe(), steps_per_execution: int = 1):
-    """Adam, the recipe's loss, accuracy. MSE compares the softmax output with one-hot targets."""
+def learning_rate(recipe: Recipe, steps_per_epoch: int):
+    """The recipe's learning rate: a float (constant, the lesson) or a Keras schedule over all the steps.
+
+    cosine: from lr down to 0. onecycle: linear warm-up from lr / 25 to lr over the first 30% of
+    the steps, then cosine down to 0 (Keras' CosineDecay with warm-up).
+    """
     import keras
 
-    if recipe.loss == "crossentropy":
-        loss = keras.losses.SparseCategoricalCrossentropy()
-    else:
-        def loss(y_true, y_pred):  # labels (N,) -> one-hot (N, 10), then mean squared error
-            one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), NUM_CLASSES)
-            return keras.ops.mean(keras.ops.square(one_hot - y_pred), axis=-1)
-        loss.__name__ = "mse_one_hot"
-    # an MSE-trained model also reports cross-entropy per epoch, so its curves compare with the others
-    extra = [] if recipe.loss == "crossentropy" else [keras.metrics.SparseCategoricalCrossentropy(name="crossentropy")]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=recipe.lr), loss=loss,
-                  metrics=["accuracy", *extra], steps_per_execution=steps_per_execution, jit_compile=True)
-    return model
+    total = recipe.epochs * steps_per_epoch
+    if recipe.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(recipe.lr, total)
+    if recipe.schedule == "onecycle":
+        warmup = int(ONECYCLE_WARMUP * total)
+        return keras.optimizers.schedules.CosineDecay(recipe.lr / 25, total - warmup, warmup_target=recipe.lr,
+                                                      warmup_steps=warmup)
+    return recipe.lr
+
+
+def make_optimizer(recipe: Recipe, steps_per_epoch: int):
+    """Adam (Keras' defaults, as the lesson) at the recipe's learning rate or schedule."""
+    import keras
+
+    return keras.optimizers.Adam(learning_rate=learning_rate(recipe, steps_per_epoch))

@@ -1,13 +1,15 @@
 """Find the most accurate int8 digit model that fits a microcontroller's flash and RAM.
 
-Each candidate (input resolution 28/14/7 px, one or two hidden ReLU layers of some width) is
+Each candidate (input 28, 14, 12, 10 or 7 px, one to three hidden ReLU layers of some width) is
 trained on the training images minus a held-out validation split, converted to full-integer
 int8, generated as standalone C, compiled for Cortex-M4 (-Os) and run in QEMU: its flash (model
 code + weights) and RAM (data + bss + stack) are measured, not estimated. Models are chosen on
 validation accuracy only; the test accuracy of each is reported beside it.
 
-Results are appended to DIR/search.json as they come, so a stopped search resumes where it was;
-the best model that fits is kept as a normal run folder, DIR/best.
+Results are appended to DIR/search.json as they come, so a stopped search resumes where it was
+(with the same training recipe: a different one is refused, never mixed in); the best model that
+fits is kept as a normal run folder, DIR/best. Every candidate is trained with the base recipe's
+training (the lesson's, or `RECIPES["better"]`); the search varies only the design.
 
     rows = search(load_dataset(), Budget(flash=8 * 1024, ram=2 * 1024), Path("runs/search-8k"))
 """
@@ -24,7 +26,14 @@ from .errors import TinyDigitsError
 from .model import Recipe
 
 WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-SECOND_WIDTHS = (8, 16, 32, 64)
+SECOND_WIDTHS = (8, 16, 32, 64, 96)  # second hidden layer
+THIRD_WIDTHS = (16, 32)              # third hidden layer
+# Tried first: the cropped 10x10 and 12x12 inputs won at every budget in bench/recipe_sweep.py, then 14, then 7 and 28
+INPUT_TIERS = {10: 0, 12: 0, 14: 1, 7: 2, 28: 2}
+CODE_BYTES = 1000        # flash of the inference code itself (-Os, Cortex-M4), measured
+UNIT_BYTES = 9           # flash per layer output: int32 bias, int32 multiplier, int8 shift (per-channel int8)
+TARGET_SHARE = 0.96      # candidates whose estimated flash is closest to this share of the budget go first
+DESIGN_FIELDS = ("hidden", "activation", "loss", "input_size", "validation_split")  # what the search varies
 VALIDATION_SPLIT = 1 / 6  # the last 10,000 training images choose the model; the test set only reports
 QEMU_IMAGES = 20          # images run on the emulated chip per candidate (stack depth and a sanity check)
 MEASURED_ON = "nano33ble"  # the Cortex-M4 board (targets.BOARDS) whose build (-Os) is measured
@@ -45,14 +54,26 @@ def weight_bytes(recipe: Recipe) -> int:
     return sum(a * b for a, b in zip(sizes, sizes[1:]))
 
 
+def flash_estimate(recipe: Recipe) -> int:
+    """Flash the design will take, within about 2% (the search measures it): weights, per-unit constants, code."""
+    return weight_bytes(recipe) + UNIT_BYTES * (sum(recipe.hidden) + 10) + CODE_BYTES
+
+
 def candidates(budget: Budget, base: Recipe) -> list[Recipe]:
-    """Every design whose weights alone fit the budget, closest to 80% of it first."""
-    designs = [(w,) for w in WIDTHS] + [(a, b) for a in WIDTHS for b in SECOND_WIDTHS if b < a]
+    """Every design whose estimated flash fits the budget: by input size (INPUT_TIERS), then the ones
+    closest to TARGET_SHARE of the budget first."""
+    designs = ([(w,) for w in WIDTHS] + [(a, b) for a in WIDTHS for b in SECOND_WIDTHS if b < a]
+               + [(a, b, c) for a in WIDTHS for b in SECOND_WIDTHS for c in THIRD_WIDTHS if c < b <= a])
     recipes = [base.replace(input_size=size, hidden=hidden, activation="relu", loss="crossentropy",
                             validation_split=VALIDATION_SPLIT)
-               for size in (28, 14, 7) for hidden in designs]
-    possible = [r for r in recipes if weight_bytes(r) <= budget.flash]
-    return sorted(possible, key=lambda r: abs(weight_bytes(r) - 0.8 * budget.flash))
+               for size in INPUT_TIERS for hidden in designs]
+    possible = [r for r in recipes if flash_estimate(r) <= budget.flash]
+    return sorted(possible, key=lambda r: (INPUT_TIERS[r.input_size], abs(flash_estimate(r) - TARGET_SHARE * budget.flash)))
+
+
+def training_of(recipe: Recipe) -> dict:
+    """The recipe's training alone (what every candidate of one search shares)."""
+    return {k: v for k, v in recipe.to_dict().items() if k not in DESIGN_FIELDS}
 
 
 def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0) -> tuple[dict, object, bytes]:
@@ -114,10 +135,12 @@ class Candidate(BaseModel):
 
 class Progress(BaseModel):
     candidates: list[Candidate]
+    training: dict | None = None  # what every candidate was trained with; absent: the lesson's (before --recipe)
 
 
-def load_progress(out: Path) -> list[dict]:
-    """The candidates a previous search of `out` measured ([] if none), validated."""
+def load_progress(out: Path, base: Recipe) -> list[dict]:
+    """The candidates a previous search of `out` measured ([] if none), validated; refused if they
+    were trained differently from `base`."""
     path = out / "search.json"
     if not path.exists():
         return []
@@ -129,10 +152,15 @@ def load_progress(out: Path) -> list[dict]:
         first = e.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "top level"
         raise TinyDigitsError(f"{path}: cannot resume from it ({where}: {first['msg']})") from None
+    training = progress.training or training_of(Recipe())
+    changed = [f"{k} {training.get(k)!r} -> {v!r}" for k, v in training_of(base).items() if training.get(k) != v]
+    if changed:
+        raise TinyDigitsError(f"{out}: its candidates were trained differently ({', '.join(changed)}); "
+                              "resume with the same training, or choose another --out")
     return [c.model_dump() for c in progress.candidates]
 
 
-def save_progress(out: Path, rows: list[dict], budget: Budget) -> None:
+def save_progress(out: Path, rows: list[dict], budget: Budget, base: Recipe) -> None:
     from .artifacts import save_figure, write_json
     from .plots import pareto
 
@@ -140,6 +168,7 @@ def save_progress(out: Path, rows: list[dict], budget: Budget) -> None:
     chosen = best(rows, budget)
     write_json(out / "search.json", {"budget": {"flash_bytes": budget.flash, "ram_bytes": budget.ram},
                                      "selection": "highest int8 validation accuracy that fits; test accuracy only reported",
+                                     "training": training_of(base),
                                      "best": chosen["name"] if chosen else None, "candidates": rows})
     save_figure(pareto(rows, budget.flash, chosen), out / "pareto.png")
 
@@ -152,7 +181,7 @@ def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: floa
 
     arm.require()
     out = resumable_folder(out, "search", command)
-    rows = load_progress(out)
+    rows = load_progress(out, base)
     done = {r["name"] for r in rows}
     todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
     if rows:
@@ -167,10 +196,10 @@ def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: floa
         rows.append(row)
         if budget.fits(row) and (previous is None or best(rows, budget) is row):
             save_best(result, int8, out, command)
-        save_progress(out, rows, budget)
+        save_progress(out, rows, budget, base)
         progress(row_line(row, budget))
     if rows:
-        save_progress(out, rows, budget)
+        save_progress(out, rows, budget, base)
     return rows
 
 
@@ -181,9 +210,14 @@ def save_best(result, int8: bytes, out: Path, command: str) -> Path:
     return save_run(result, Path(out) / "best", force=True, int8_model=int8, command=command)
 
 
+def design(row: dict) -> str:
+    """The candidate's network, `10px-h128x96x32-relu-ce` (its training is the search's, in search.json)."""
+    return Recipe.from_dict(row["recipe"]).design
+
+
 def row_line(r: dict, budget: Budget) -> str:
     fits = "fits" if budget.fits(r) else "too big"
-    return (f"{r['name']:22} flash {r['flash_bytes']:>7,} B  RAM {r['ram_bytes']:>5,} B  "
+    return (f"{design(r):22} flash {r['flash_bytes']:>7,} B  RAM {r['ram_bytes']:>5,} B  "
             f"val {r['validation_accuracy']:.4f}  test {r['test_accuracy']:.4f}  {fits}")
 
 
@@ -192,6 +226,6 @@ def table(rows: list[dict], budget: Budget) -> str:
     lines = ["| candidate | flash B | RAM B | int8 val acc | int8 test acc | front | fits |", "|---|---:|---:|---:|---:|:-:|:-:|"]
     for r in sorted(rows, key=lambda r: r["flash_bytes"]):
         mark = " **(best)**" if r is chosen else ""
-        lines.append(f"| {r['name']}{mark} | {r['flash_bytes']:,} | {r['ram_bytes']:,} | {r['validation_accuracy']:.4f} | "
+        lines.append(f"| {design(r)}{mark} | {r['flash_bytes']:,} | {r['ram_bytes']:,} | {r['validation_accuracy']:.4f} | "
                      f"{r['test_accuracy']:.4f} | {'x' if r.get('on_front') else ''} | {'x' if budget.fits(r) else ''} |")
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 Optional (`pip install tinydigits[ray]`). Without RAY_ADDRESS, Ray starts a local cluster on this
 machine; with it, trials go to that cluster, whose workers need tinydigits, the toolchain and the
 data. Each trial is `search.evaluate_candidate`; the chosen model is then retrained here from its
-recipe and seed (same seed, same weights) to be saved as DIR/best.
+recipe and seed (same seed, same weights) to be saved as DIR/best. Each finished trial is saved to
+DIR/search.json at once; no trial starts after `minutes`.
 
     rows = search_with_ray(ds, Budget(8192, 2048), Path("runs/search-8k"))
 """
@@ -28,8 +29,10 @@ def _trial(config: dict) -> dict:
     return row
 
 
-def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_candidates: int | None = None,
-                    progress=print, data_dir: Path | None = None, command: str = "tinydigits search --engine ray") -> list[dict]:
+def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: float = 10.0,
+                    max_candidates: int | None = None, progress=print, data_dir: Path | None = None,
+                    command: str = "tinydigits search --engine ray") -> list[dict]:
+    """As `search.search`, with each candidate a Ray Tune trial; stops starting trials after `minutes`."""
     import ray
     from ray import tune
 
@@ -38,9 +41,16 @@ def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_
 
     arm.require()
     out = resumable_folder(Path(out).resolve(), "search", command)
-    rows = load_progress(out)
+    rows = load_progress(out, base)
     done = {r["name"] for r in rows}
     todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
+
+    class SaveAsTheyCome(tune.Callback):  # search.json and pareto.png after every finished trial
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            rows.append({k: result[k] for k in ROW_KEYS})
+            save_progress(out, rows, budget, base)
+            progress(row_line(rows[-1], budget))
+
     env = {k: os.environ[k] for k in ("KERAS_BACKEND", "XLA_FLAGS") if k in os.environ}
     if "TINYDIGITS_DATA" in os.environ:  # workers start elsewhere: a relative path would not find the data
         env["TINYDIGITS_DATA"] = os.path.abspath(os.path.expanduser(os.environ["TINYDIGITS_DATA"]))
@@ -50,16 +60,16 @@ def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), max_
             tune.with_resources(_trial, {"cpu": 1}),
             param_space={"recipe": tune.grid_search([r.to_dict() for r in todo]),
                          "data_dir": str(Path(data_dir).resolve()) if data_dir else None},
-            run_config=tune.RunConfig(storage_path=str(out / "ray"), name="trials", verbose=0),
+            tune_config=tune.TuneConfig(time_budget_s=60 * minutes),
+            run_config=tune.RunConfig(storage_path=str(out / "ray"), name="trials", verbose=0,
+                                      callbacks=[SaveAsTheyCome()]),
         )
         for result in tuner.fit():
             if result.error:
                 raise result.error
-            rows.append({k: result.metrics[k] for k in ROW_KEYS})
-            progress(row_line(rows[-1], budget))
     finally:
         ray.shutdown()
-    save_progress(out, rows, budget)
+    save_progress(out, rows, budget, base)
     chosen = best(rows, budget)
     if chosen is not None and chosen["name"] in {r.name for r in todo}:
         row, result, int8 = evaluate_candidate(Recipe.from_dict(chosen["recipe"]), ds)

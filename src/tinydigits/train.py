@@ -8,10 +8,15 @@ recipe, dataset, versions) and `curves.png` (the lesson's "model accuracy" and "
     result = train(Recipe(), load_dataset("mnist"))
     save_run(result, Path("runs/lesson"))
 
-Training runs on Keras' JAX backend when tinydigits picks the backend (see `tinydigits/__init__.py`):
-the same recipe, batch 32 and 20 epochs, compiled with XLA and 200 steps per call, is about 8x
-faster on two CPU cores than the lesson's code on the TensorFlow backend. `train` asks XLA for one
-CPU thread first (`tinydigits.single_thread_xla`; it has no effect once JAX has computed).
+The model is a Keras model; the loop that trains it is a few lines of JAX, the way Keras' guide
+"writing a training loop from scratch in JAX" does it (`model.stateless_call`,
+`optimizer.stateless_apply`): one compiled call per epoch runs all its batches (`jax.lax.scan`),
+with the augmentation, the teacher's outputs and the update inside; the images are shuffled on
+the host. Keras' own `fit` dispatches one compiled call per batch, and at batch 32 that dispatch
+costs several times the arithmetic. The updates are the lesson's: Adam (Keras' own), shuffled
+batches, every image once per epoch. Keras and JAX are imported inside the functions, so that the
+CLI starts without them. `train` asks XLA for one CPU thread first (`tinydigits.single_thread_xla`;
+it has no effect once JAX has computed).
 """
 from __future__ import annotations
 
@@ -19,19 +24,22 @@ import html
 import platform
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from . import single_thread_xla
 from .artifacts import save_figure, staged_folder, write_bytes, write_json
-from .data import Dataset, normalize
+from .data import Dataset
+from .errors import TinyDigitsError
 from .interrupt import check as check_interrupt
-from .model import Recipe, build_model, compile_model
-from .runs import RUN_FILES
+from .model import NUM_CLASSES, Recipe, build_model, make_optimizer
+from .predict import predict_digits
+from .runs import RUN_FILES, Run
 
-STEPS_PER_EXECUTION = 200  # batches per compiled call: removes Python overhead, same updates
-VALIDATION_BATCH = 1000    # evaluation only: the batch size changes the speed, not the numbers
+DISTILL_TEMPERATURE = 4.0  # softens teacher and student outputs so the teacher's near-misses teach (Hinton et al.)
+PROBABILITY_FLOOR = 1e-7   # as Keras' cross-entropy: log(p) of a probability clipped to [1e-7, 1]
 
 
 @dataclass
@@ -61,30 +69,26 @@ def split_train(ds: Dataset, validation_split: float):
     return ds.x_train[:cut], ds.y_train[:cut], ds.x_train[cut:], ds.y_train[cut:]
 
 
-def train(recipe: Recipe, ds: Dataset, verbose: int = 1, callbacks=()) -> TrainResult:
+def train(recipe: Recipe, ds: Dataset, verbose: int = 1) -> TrainResult:
     """Fit `recipe` on `ds`; validate per epoch on the test set (or the held-out split)."""
     single_thread_xla()  # before Keras first touches JAX; no effect once XLA has started
     import keras
 
+    if keras.backend.backend() != "jax":
+        raise TinyDigitsError(f"training needs Keras' JAX backend (KERAS_BACKEND=jax), not {keras.backend.backend()!r}")
     keras.utils.set_random_seed(recipe.seed)
     x_train, y_train, x_val, y_val = split_train(ds, recipe.validation_split)
     if not len(x_val):
         x_val, y_val = ds.x_test, ds.y_test
-    model = compile_model(build_model(recipe), recipe, STEPS_PER_EXECUTION)
-    # Ctrl-C stops training at the next step even when its KeyboardInterrupt was swallowed (see interrupt.py)
-    stop_on_ctrl_c = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: check_interrupt(),
-                                                    on_epoch_end=lambda epoch, logs: check_interrupt())
+    model = build_model(recipe)
+    teacher = load_teacher(recipe.teacher) if recipe.teacher else None
     start = time.perf_counter()
-    fit = model.fit(normalize(x_train), y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
-                    validation_data=(normalize(x_val), y_val), validation_batch_size=VALIDATION_BATCH,
-                    verbose=verbose, callbacks=[stop_on_ctrl_c, *callbacks])
+    history = fit(model, recipe, (x_train, y_train), (x_val, y_val), teacher, verbose)
     seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
-    scores = model.evaluate(normalize(ds.x_test), ds.y_test, batch_size=1000, verbose=0, return_dict=True)
-    test_loss, test_accuracy = scores["loss"], scores["accuracy"]
+    probs = predict_digits(model, ds.x_test)
     metrics = {
-        "test_accuracy": float(test_accuracy),
-        "test_loss": float(test_loss),
+        "test_accuracy": float(np.mean(probs.argmax(-1) == ds.y_test)),
+        "test_loss": float(task_loss(recipe, ds.y_test.astype(np.int32), probs).mean()),
         "params": int(model.count_params()),
         "train_seconds": round(seconds, 2),
         "recipe": recipe.to_dict(),
@@ -94,6 +98,143 @@ def train(recipe: Recipe, ds: Dataset, verbose: int = 1, callbacks=()) -> TrainR
         "versions": versions(),
     }
     return TrainResult(model, recipe, history, metrics)
+
+
+def load_teacher(folder: str):
+    """The Keras model of a run folder, to distill from."""
+    return Run(folder).model()
+
+
+def task_loss(recipe: Recipe, labels, probs, smoothing: float = 0.0):
+    """Per-image loss of softmax outputs (B, 10) against labels (B,): cross-entropy or MSE on one-hot targets."""
+    import jax.numpy as jnp
+
+    targets = jnp.eye(NUM_CLASSES)[labels] * (1 - smoothing) + smoothing / NUM_CLASSES
+    if recipe.loss == "mse":
+        return jnp.mean(jnp.square(targets - probs), axis=-1)
+    return -jnp.sum(targets * jnp.log(jnp.clip(probs, PROBABILITY_FLOOR, 1.0)), axis=-1)
+
+
+def distillation_loss(student, teacher, temperature: float = DISTILL_TEMPERATURE):
+    """Per-image T^2 * KL(teacher || student), both softened: softmax(log(p) / T) = softmax(logits / T)."""
+    import jax
+    import jax.numpy as jnp
+
+    soft = lambda p: jax.nn.log_softmax(jnp.log(jnp.clip(p, PROBABILITY_FLOOR, 1.0)) / temperature)  # noqa: E731
+    log_t, log_s = soft(teacher), soft(student)
+    return temperature ** 2 * jnp.sum(jnp.exp(log_t) * (log_t - log_s), axis=-1)
+
+
+def fake_quantize(kernel):
+    """A Dense kernel (in, out) rounded to int8 per output channel, symmetric, as the converter stores it.
+
+    Forward: the int8 values (times their scale); backward: the identity (straight-through estimator).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    scale = jnp.maximum(jnp.max(jnp.abs(kernel), axis=0, keepdims=True), 1e-12) / 127
+    rounded = jnp.clip(jnp.round(kernel / scale), -127, 127) * scale
+    return kernel + jax.lax.stop_gradient(rounded - kernel)
+
+
+def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int = 1) -> dict:
+    """Train `model` in place and return its history (per-epoch lists of loss, accuracy, val_loss, ...).
+
+    Images travel as uint8. Each epoch is one compiled call: for every batch of the shuffled images,
+    (augment) -> (teacher) -> loss -> gradient -> Adam, then the validation scores.
+    """
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    from .augment import distort
+
+    images, labels = np.asarray(train_data[0]), np.asarray(train_data[1], np.int32)  # (N, 28, 28) uint8, (N,)
+    val = (jnp.asarray(val_data[0]), jnp.asarray(val_data[1], jnp.int32))
+    n = len(images)
+    batch = min(recipe.batch_size, n)
+    full, tail = divmod(n, batch)
+    steps_per_epoch = full + (tail > 0)
+    # Parameters and Adam's moments travel flat, (784 * 20,) not (784, 20): XLA's CPU loops vectorize
+    # a long row, not 784 rows of 20, and the update's elementwise work runs about 7x faster.
+    shapes = [tuple(v.shape) for v in model.trainable_variables]
+    flat = [keras.Variable(jnp.ravel(v.value), name=v.name) for v in model.trainable_variables]
+    optimizer = make_optimizer(recipe, steps_per_epoch)
+    optimizer.build(flat)
+    state = ([v.value for v in flat], [v.value for v in model.non_trainable_variables],
+             [v.value for v in optimizer.variables])
+    teacher_vars = ([v.value for v in teacher.trainable_variables],
+                    [v.value for v in teacher.non_trainable_variables]) if teacher is not None else None
+    track_ce = recipe.loss == "mse"  # an MSE recipe also reports cross-entropy, so its curves compare
+    ce = recipe.replace(loss="crossentropy")
+
+    def step(state, images, labels, key, teacher_vars, quantized):
+        trainable, non_trainable, optimizer_vars = state
+        images = images.astype("float32") / 255.0  # (B, 28, 28) uint8 -> float32 in [0, 1]
+        if recipe.augmented:
+            images = distort(key, images, recipe.shift, recipe.rotate, recipe.scale, recipe.elastic)
+        if teacher_vars is not None:
+            teacher_probs, _ = teacher.stateless_call(*teacher_vars, images, training=False)
+
+        def objective(trainable):
+            trainable = [v.reshape(shape) for v, shape in zip(trainable, shapes)]
+            if quantized:
+                trainable = [fake_quantize(v) if v.ndim == 2 else v for v in trainable]
+            probs, _ = model.stateless_call(trainable, non_trainable, images, training=True)
+            loss = task_loss(recipe, labels, probs, recipe.label_smoothing)
+            if teacher_vars is not None:
+                loss = (1 - recipe.distill_weight) * loss + recipe.distill_weight * distillation_loss(probs, teacher_probs)
+            return loss.sum(), probs
+
+        (loss, probs), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
+        grads = [g / len(labels) for g in grads]  # gradient of the batch mean
+        trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
+        sums = {"loss": loss, "accuracy": jnp.sum(probs.argmax(-1) == labels)}
+        if track_ce:
+            sums["crossentropy"] = task_loss(ce, labels, probs).sum()
+        return (trainable, non_trainable, optimizer_vars), sums
+
+    def scores(state, images, labels):
+        trainable = [v.reshape(shape) for v, shape in zip(state[0], shapes)]
+        probs, _ = model.stateless_call(trainable, state[1], images.astype("float32") / 255.0)
+        out = {"val_loss": task_loss(recipe, labels, probs).mean(), "val_accuracy": jnp.mean(probs.argmax(-1) == labels)}
+        if track_ce:
+            out["val_crossentropy"] = task_loss(ce, labels, probs).mean()
+        return out
+
+    @partial(jax.jit, static_argnames="quantized", donate_argnums=0)
+    def epoch(state, images, labels, seed, number, teacher_vars, val, quantized):
+        """One epoch, all in one compiled call: every batch of the shuffled images, then validation scores."""
+        keys = (jax.random.split(jax.random.fold_in(jax.random.key(seed), number), steps_per_epoch) if recipe.augmented
+                else jnp.zeros(steps_per_epoch))  # per-batch augmentation keys
+        body = lambda s, xs: step(s, *xs, teacher_vars, quantized)  # noqa: E731
+        batches = (images[:full * batch].reshape(full, batch, *images.shape[1:]), labels[:full * batch].reshape(full, batch))
+        state, sums = jax.lax.scan(body, state, (*batches, keys[:full]))
+        sums = jax.tree.map(jnp.sum, sums)
+        if tail:  # the last, smaller batch
+            state, tail_sums = step(state, images[full * batch:], labels[full * batch:], keys[-1], teacher_vars, quantized)
+            sums = jax.tree.map(jnp.add, sums, tail_sums)
+        return state, sums, scores(state, *val)
+
+    history = {}
+    shuffle = np.random.default_rng(recipe.seed)  # the order of the images, a new one each epoch
+    for e in range(recipe.epochs):
+        quantized = e >= recipe.epochs - recipe.qat_epochs
+        bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose, stateful_metrics=[
+            "loss", "accuracy", "crossentropy", "val_loss", "val_accuracy", "val_crossentropy"])
+        if verbose:
+            print(f"Epoch {e + 1}/{recipe.epochs}" + (" (int8 weights)" if quantized else ""))
+        order = shuffle.permutation(n)  # shuffled on the host: a gather in the compiled loop costs more
+        state, sums, val_scores = epoch(state, images[order], labels[order], recipe.seed, e, teacher_vars, val, quantized)
+        check_interrupt()  # Ctrl-C stops training after this epoch even if its KeyboardInterrupt was swallowed
+        logs = {**{k: float(v) / n for k, v in sums.items()}, **{k: float(v) for k, v in val_scores.items()}}
+        for k, v in logs.items():
+            history.setdefault(k, []).append(v)
+        bar.update(steps_per_epoch, values=list(logs.items()), finalize=True)
+    for variable, value, shape in zip(model.trainable_variables, state[0], shapes):
+        variable.assign(value.reshape(shape))
+    return history
 
 
 def versions() -> dict:

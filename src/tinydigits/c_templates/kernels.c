@@ -394,6 +394,16 @@ static void average_pool(const int8_t *in, int8_t *out, int height, int width, i
 
 #endif
 
+#if TINYDIGITS_USES_STRIDED_SLICE
+/* STRIDED_SLICE with stride 1: the (out_h, out_w) window of a (height, width, channels) tensor at (top, left) */
+static void crop(const int8_t *in, int8_t *out, int width, int channels, int top, int left, int out_h, int out_w) {
+    for (int y = 0; y < out_h; ++y)
+        for (int i = 0; i < out_w * channels; ++i)
+            out[y * out_w * channels + i] = in[((y + top) * width + left) * channels + i];
+}
+
+#endif
+
 #if TINYDIGITS_USES_SOFTMAX && !TINYDIGITS_MATCH_LITERT
 /* gemmlowp fixed point: Q0.31 for FixedPoint<int32,0>, Q2.29 for FixedPoint<int32,2>, Q5.26 ... */
 static int32_t exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a) {

@@ -1,0 +1,112 @@
+"""The training loop, its recipe techniques and the augmentation, on small slices of the real MNIST."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tinydigits.model import Recipe
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    """2,000 training and 1,000 test images: enough to see learning, quick to train."""
+    return dataclasses.replace(mnist, x_train=mnist.x_train[:2000], y_train=mnist.y_train[:2000],
+                               x_test=mnist.x_test[:1000], y_test=mnist.y_test[:1000])
+
+
+def test_distortion_is_the_identity_at_zero_and_moves_pixels_otherwise(mnist):
+    import jax
+
+    from tinydigits.augment import distort
+
+    x = mnist.x_test[:64].astype(np.float32) / 255
+    assert np.array_equal(np.asarray(distort(jax.random.key(0), x)), x)  # bilinear at integer points: exact
+    moved = np.asarray(distort(jax.random.key(0), x, shift=2, rotate=10, scale=0.1, elastic=20))
+    assert moved.shape == x.shape and moved.min() >= 0 and moved.max() <= 1
+    change = np.abs(moved - x).mean(axis=(1, 2))
+    assert (change > 0.01).all() and len(np.unique(change.round(6))) == len(x)  # every image its own distortion
+    assert np.abs(moved.sum(axis=(1, 2)) / x.sum(axis=(1, 2)) - 1).max() < 0.35  # ink kept, within the zoom
+
+
+def test_distortions_keep_the_label(mnist, lesson_run):
+    """A model that never saw a distorted digit still reads most of the better recipe's distortions."""
+    import jax
+
+    from tinydigits.augment import distort
+    from tinydigits.predict import predict_digits
+    from tinydigits.runs import load_run
+
+    model = load_run(lesson_run).model
+    x, y = mnist.x_test[:2000], mnist.y_test[:2000]
+    moved = np.asarray(distort(jax.random.key(1), x.astype(np.float32) / 255, shift=1, rotate=5, scale=0.05))
+    plain = (predict_digits(model, x).argmax(1) == y).mean()
+    distorted = (predict_digits(model, (moved * 255).round().astype(np.uint8)).argmax(1) == y).mean()
+    assert 0.85 < distorted <= plain + 0.005  # chance is 0.1: the digits stay readable
+
+
+def test_augmentation_only_in_training_and_true_progress_counts(small, capsys):
+    """Validation scores are of the plain images, the saved network has no augmentation layer, and the
+    progress bar counts the real batches (100 images of batch 32: 4 steps, the last one of 4 images)."""
+    from tinydigits.predict import predict_digits
+    from tinydigits.train import train
+
+    tiny = dataclasses.replace(small, x_train=small.x_train[:100], y_train=small.y_train[:100])
+    result = train(Recipe(epochs=2, shift=3, rotate=20, scale=0.2, elastic=30), tiny, verbose=1)
+    out = capsys.readouterr().out
+    assert out.count("4/4") == 2 and "/4 " not in out.replace("4/4 ", "")
+    val = (predict_digits(result.model, tiny.x_test).argmax(1) == tiny.y_test).mean()
+    assert result.history["val_accuracy"][-1] == pytest.approx(val, abs=1e-6)
+    assert {type(layer).__name__ for layer in result.model.layers} == {"Flatten", "Dense"}
+
+
+def test_onecycle_schedule_trains_at_a_higher_peak_rate(small):
+    from tinydigits.train import train
+
+    constant = train(Recipe(epochs=2), small, verbose=0)
+    onecycle = train(Recipe(epochs=2, schedule="onecycle", lr=0.003), small, verbose=0)
+    assert constant.metrics["test_accuracy"] > 0.8
+    assert onecycle.metrics["test_accuracy"] > constant.metrics["test_accuracy"] - 0.01
+
+
+def test_losses():
+    import jax.numpy as jnp
+
+    from tinydigits.train import distillation_loss, task_loss
+
+    uniform = jnp.full((3, 10), 0.1)
+    labels = jnp.array([0, 4, 9])
+    for smoothing in (0.0, 0.1):  # uniform outputs cost log(10) whatever the targets
+        assert np.allclose(task_loss(Recipe(), labels, uniform, smoothing), np.log(10), atol=1e-6)
+    sure = jnp.eye(10)[labels] * 0.91 + 0.01
+    assert task_loss(Recipe(), labels, sure, 0.1).mean() > task_loss(Recipe(), labels, sure, 0.0).mean()
+    assert np.allclose(distillation_loss(sure, sure), 0, atol=1e-6)
+    assert (distillation_loss(uniform, sure) > 0.1).all()
+
+
+def test_fake_quantize_rounds_per_channel_and_passes_gradients_straight_through():
+    import jax
+    import jax.numpy as jnp
+
+    from tinydigits.train import fake_quantize
+
+    w = jax.random.normal(jax.random.key(0), (196, 12)) * jnp.linspace(0.1, 2, 12)
+    q = np.asarray(fake_quantize(w))
+    steps = np.abs(w).max(axis=0) / 127
+    assert np.allclose(q / steps, np.round(q / steps), atol=1e-3)           # on each column's int8 grid
+    assert np.allclose(np.abs(q).max(axis=0), np.abs(w).max(axis=0), rtol=1e-6)
+    assert np.abs(q - w).max() <= steps.max() / 2 + 1e-6
+    assert np.array_equal(jax.grad(lambda v: fake_quantize(v).sum())(w), np.ones_like(w))
+
+
+def test_smoothing_distillation_and_qat_train_a_convertible_model(small, lesson_run):
+    from tinydigits.convert import LiteRT, calibration_images, to_tflite
+    from tinydigits.predict import predict_digits
+    from tinydigits.train import train
+
+    recipe = Recipe(input_size=10, hidden=(32, 16), epochs=3, label_smoothing=0.1,
+                    teacher=str(lesson_run), distill_weight=0.5, qat_epochs=1, shift=1, rotate=5)
+    result = train(recipe, small, verbose=0)
+    assert result.metrics["test_accuracy"] > 0.6 and len(result.history["loss"]) == 3  # 3 short epochs of 2,000 images
+    int8 = to_tflite(result.model, calibration_images(small.x_train, 200))
+    agree = (LiteRT(int8).predict(small.x_test).argmax(1) == predict_digits(result.model, small.x_test).argmax(1)).mean()
+    assert agree > 0.97
