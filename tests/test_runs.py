@@ -31,7 +31,7 @@ def test_run_reads_back_what_save_run_wrote(tiny_run):
     assert run.model() is run.model()  # loaded once
     assert run.paths.int8_model == tiny_run / "model_int8.tflite" and RUN_FILES.int8_model == "model_int8.tflite"
     assert not run.converted and run.deploy_report() is None and run.arena_bytes() is None
-    assert repr(run) == f"Run('{tiny_run}': h4-relu-ce, test accuracy 0.5500)"
+    assert repr(run) == f"Run('{tiny_run}': h4-relu-ce-e2, test accuracy 0.5500)"
     assert "model.keras" in run._repr_html_() and os.fspath(run) == str(tiny_run)
     manifest = json.loads((tiny_run / MANIFEST).read_text())
     assert manifest["kind"] == "run" and manifest["created_by"] == "tinydigits train --out tiny" and manifest["version"] == 1

@@ -34,9 +34,9 @@ def test_distortions_keep_the_label(mnist, lesson_run):
 
     from tinydigits.augment import distort
     from tinydigits.predict import predict_digits
-    from tinydigits.runs import load_run
+    from tinydigits.runs import Run
 
-    model = load_run(lesson_run).model
+    model = Run(lesson_run).model()
     x, y = mnist.x_test[:2000], mnist.y_test[:2000]
     moved = np.asarray(distort(jax.random.key(1), x.astype(np.float32) / 255, shift=1, rotate=5, scale=0.05))
     plain = (predict_digits(model, x).argmax(1) == y).mean()
