@@ -7,7 +7,7 @@ The CLI (`tinydigits ...`) is a thin layer over them.
 What importing tinydigits does to your process, and what it leaves alone (it is safe in a notebook):
 - Keras picks its backend once, at import. Unless you chose one (KERAS_BACKEND) or imported Keras
   already, tinydigits asks for JAX: `train` runs its own compiled JAX loop (train.fit; it needs
-  that backend), about 12x faster than the lesson's code on a CPU once compiled (bench/README.md).
+  that backend), about 13x faster than the lesson's code on a CPU once compiled (bench/README.md).
   Conversion to TFLite does not depend on the backend (see convert.py).
 - TF_CPP_MIN_LOG_LEVEL defaults to 2 (TensorFlow's C++ start-up chatter), unless you set it.
 - Nothing else: the matplotlib backend stays yours (the CLI picks Agg for itself), the garbage
