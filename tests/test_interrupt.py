@@ -24,11 +24,11 @@ def press_inside_gc(phase, info):
         fired.append(phase)
         signal.raise_signal(signal.SIGINT)   # the handler runs here, inside the GC callback
 gc.callbacks.insert(0, press_inside_gc)
-compile_model = train.compile_model
+build_model = train.build_model
 def arm(*args, **kwargs):
     armed.append(1)
-    return compile_model(*args, **kwargs)
-train.compile_model = arm
+    return build_model(*args, **kwargs)
+train.build_model = arm
 code = main(sys.argv[1:])
 print("fired" if fired else "not fired", file=sys.stderr)
 sys.exit(code)
