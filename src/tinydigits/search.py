@@ -138,7 +138,7 @@ class Progress(BaseModel):
     training: dict | None = None  # what every candidate was trained with; absent: the lesson's (before --recipe)
 
 
-def load_progress(out: Path, base: Recipe) -> list[dict]:
+def load_progress(out: Path, base: Recipe = Recipe()) -> list[dict]:
     """The candidates a previous search of `out` measured ([] if none), validated; refused if they
     were trained differently from `base`."""
     path = out / "search.json"
