@@ -19,6 +19,7 @@ import numpy as np
 
 from .artifacts import write_text
 from .errors import TinyDigitsError
+from .softmax_exp import exp_table
 
 SUPPORTED_OPS = ("FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D", "STRIDED_SLICE", "SOFTMAX")
 ROWS_PER_BLOCK = 4  # weight rows the fully-connected kernels compute together (kernel_layout)
@@ -272,9 +273,13 @@ def model_source(ops: list[Op], io: dict, banner: str) -> str:
             calls.append(f"    crop({src}, {dst}, {p['width']}, {p['channels']}, {p['top']}, {p['left']}, "
                          f"{p['out_h']}, {p['out_w']});")
         elif op.kind == "SOFTMAX":
+            exps = exp_table(p["input_multiplier"], p["input_left_shift"], p["diff_min"])
             consts.append(f"#if TINYDIGITS_MATCH_LITERT\n{c_array('float', f'softmax_table{i}', p['table'])}#endif\n")
+            consts.append(f"#if TINYDIGITS_SOFTMAX_EXP_TABLE && !TINYDIGITS_MATCH_LITERT\n{c_array('int32_t', f'softmax_exps{i}', exps, per_line=8)}#endif\n")
             calls += ["#if TINYDIGITS_MATCH_LITERT",
                       f"    softmax({src}, {dst}, {io['output_size']}, softmax_table{i});",
+                      "#elif TINYDIGITS_SOFTMAX_EXP_TABLE",
+                      f"    softmax({src}, {dst}, {io['output_size']}, softmax_exps{i}, {len(exps)});",
                       "#else",
                       f"    softmax({src}, {dst}, {io['output_size']}, {p['input_multiplier']}, "
                       f"{p['input_left_shift']}, {p['diff_min']});",
