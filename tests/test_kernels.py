@@ -147,6 +147,16 @@ def test_a_weight_of_minus_128_keeps_the_avr_on_the_portable_kernel(awkward, key
     assert cycles > fast_cycles  # the portable kernel ran
 
 
+def kernels_program(model_dir, c_dir, template: str):
+    """A standalone C folder whose tinydigits_model.c is `template` around kernels.c (main.c from `model_dir`)."""
+    c_dir.mkdir()
+    for name in ("tinydigits_model.h", "main.c"):
+        (c_dir / name).write_text((model_dir / name).read_text())
+    kernels = resources.files("tinydigits").joinpath("c_templates/kernels.c").read_text()
+    (c_dir / "tinydigits_model.c").write_text(template.format(kernels=kernels))
+    return c_dir
+
+
 SRDHM_TEST = """#include "tinydigits_model.h"
 #define TINYDIGITS_MATCH_LITERT 0
 #define TINYDIGITS_NAIVE_KERNELS 0
@@ -173,12 +183,7 @@ int tinydigits_predict(const int8_t *input, int8_t *output) {{
 def test_the_cores_own_rounding_multiply_equals_the_64_bit_one(awkward, key, tmp_path):
     """srdhm is AVR assembly on AVR and 16-bit pieces on a Cortex-M0: the host's 64-bit product is the judge,
     on 29,400 pairs: random, small, and the edges (0, +-1, +-2^15, +-2^16, +-2^30, INT32_MIN, INT32_MAX)."""
-    c_dir = tmp_path / "c"
-    c_dir.mkdir()
-    (c_dir / "tinydigits_model.h").write_text((awkward[0] / "tinydigits_model.h").read_text())
-    (c_dir / "main.c").write_text((awkward[0] / "main.c").read_text())
-    kernels = resources.files("tinydigits").joinpath("c_templates/kernels.c").read_text()
-    (c_dir / "tinydigits_model.c").write_text(SRDHM_TEST.format(kernels=kernels))
+    c_dir = kernels_program(awkward[0], tmp_path / "c", SRDHM_TEST)
     rng = np.random.default_rng(0)
     edges = np.array([0, 1, -1, 2**15, -2**15, 2**16 - 1, -2**16, 2**30, -2**30, 2**31 - 1, -2**31, -2**31 + 1])
     pairs = rng.integers(-2**31, 2**31, (300, 196))
@@ -228,12 +233,7 @@ def test_the_m0s_exp_table_equals_the_exponentials_the_c_computes(awkward, conve
         multiplier, shift = quantize_multiplier(min(scale * (1 << 26), (1 << 31) - 1.0))
         constants.append((multiplier, shift, -((31 << 26) >> shift)))
     assert len(constants) == 10
-    c_dir = tmp_path / "c"
-    c_dir.mkdir()
-    (c_dir / "tinydigits_model.h").write_text((awkward[0] / "tinydigits_model.h").read_text())
-    (c_dir / "main.c").write_text((awkward[0] / "main.c").read_text())
-    kernels = resources.files("tinydigits").joinpath("c_templates/kernels.c").read_text()
-    (c_dir / "tinydigits_model.c").write_text(EXP_TEST.format(kernels=kernels))
+    c_dir = kernels_program(awkward[0], tmp_path / "c", EXP_TEST)
     inputs = np.zeros((len(constants) * 256, 784), np.int8)
     for i, (multiplier, shift, diff_min) in enumerate(constants):
         inputs[256 * i:256 * (i + 1), :12] = np.array([multiplier, shift, diff_min], "<i4").view(np.int8)
