@@ -11,7 +11,8 @@ from PIL import Image
 
 from conftest import tree
 
-from tinydigits.cli import main
+from tinydigits.cli import _recipe_from, build_parser, main
+from tinydigits.errors import TinyDigitsError
 
 
 def run_cli(capsys, *argv):
@@ -117,6 +118,7 @@ def test_predict_files_in_other_sizes_and_polarities(lesson_run, mnist, tmp_path
     (["train", "--epochs", "0", "--out", "{tmp}/x"], "epochs must be at least 1"),
     (["train", "--activation", "swish"], "invalid choice"),
     (["train", "--data-dir", "{tmp}", "--out", "{tmp}/x"], "not a dataset folder"),
+    (["train", "--seed", "-1", "--out", "{tmp}/x"], "seed must be in"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, lesson_run, capsys):
     (tmp_path / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
@@ -286,3 +288,14 @@ def test_hidden_without_a_value_is_refused(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "--hidden", "--epochs", "1", "--out", tmp_path / "x")
     assert code == 2 and "--hidden: expected at least one argument" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_fewer_epochs_than_the_better_recipes_qat_tail_shortens_the_tail():
+    """`--recipe better --epochs 3` means 3 epochs, the last 3 quantization-aware; an explicit --qat-epochs still wins."""
+    args = build_parser().parse_args(["train", "--recipe", "better", "--epochs", "3"])
+    assert (_recipe_from(args).epochs, _recipe_from(args).qat_epochs) == (3, 3)
+    args = build_parser().parse_args(["train", "--recipe", "better", "--epochs", "3", "--qat-epochs", "1"])
+    assert _recipe_from(args).qat_epochs == 1
+    args = build_parser().parse_args(["train", "--recipe", "better", "--epochs", "3", "--qat-epochs", "4"])
+    with pytest.raises(TinyDigitsError, match="qat epochs"):
+        _recipe_from(args)

@@ -69,6 +69,8 @@ def test_new_training_fields_default_to_the_lesson():
     ({"label_smoothing": 1.0}, "label smoothing"),
     ({"distill_weight": 0.0}, "distill weight"),
     ({"qat_epochs": 21}, "qat epochs"),
+    ({"seed": -1}, "seed must be in"),
+    ({"seed": 2**32}, "seed must be in"),
 ])
 def test_bad_training_fields_are_refused(changes, message):
     with pytest.raises(TinyDigitsError, match=message):

@@ -93,6 +93,16 @@ def test_resuming_with_a_different_training_is_refused(tmp_path):
             load_progress(tmp_path, other)
 
 
+def test_a_search_json_from_before_training_was_recorded_resumes_with_its_own_recipe(tmp_path):
+    """Older search.json files have no 'training': the rows' own recipe (here 5 epochs) is what they were trained with."""
+    row = {"name": "h8-relu-ce-e5", "recipe": Recipe(hidden=(8,), epochs=5).to_dict(), "flash_bytes": 7000,
+           "ram_bytes": 100, "validation_accuracy": 0.9, "test_accuracy": 0.9}
+    (tmp_path / "search.json").write_text(json.dumps({"candidates": [row]}))
+    assert load_progress(tmp_path, Recipe(epochs=5))[0]["name"] == "h8-relu-ce-e5"
+    with pytest.raises(TinyDigitsError, match="trained differently"):
+        load_progress(tmp_path, Recipe())
+
+
 @pytest.mark.parametrize("args, message", [(["--epochs", "0"], "epochs must be at least 1"),
                                            (["--recipe", "lesson", "--lr", "0"], "learning rate"),
                                            (["--max-candidates", "0"], "--max-candidates must be at least 1"),

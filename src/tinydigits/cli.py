@@ -79,7 +79,10 @@ def _recipe_from(args):
               "teacher": str(args.teacher.resolve()) if args.teacher is not None else None,
               "distill_weight": args.distill_weight, "qat_epochs": args.qat_epochs, "seed": args.seed,
               "dataset": args.dataset}
-    return Recipe(**RECIPES[args.recipe]).replace(**{k: v for k, v in fields.items() if v is not None})
+    named = RECIPES[args.recipe]
+    if args.epochs is not None and args.qat_epochs is None and named.get("qat_epochs", 0) > args.epochs:
+        fields["qat_epochs"] = args.epochs  # the named recipe's QAT tail, cut to the epochs asked for
+    return Recipe(**named).replace(**{k: v for k, v in fields.items() if v is not None})
 
 
 def _load_data(args):

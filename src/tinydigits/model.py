@@ -69,6 +69,7 @@ class Recipe:
             (0 <= self.elastic <= 100, f"elastic must be in [0, 100] pixels, got {self.elastic}"),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (0 < self.distill_weight <= 1, f"distill weight must be in (0, 1], got {self.distill_weight}"),
+            (0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}"),
             (0 <= self.qat_epochs <= self.epochs, f"qat epochs must be in [0, epochs={self.epochs}], got {self.qat_epochs}"),
         ]
         for ok, message in checks:

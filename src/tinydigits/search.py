@@ -133,9 +133,18 @@ class Candidate(BaseModel):
     test_accuracy: float = Field(ge=0, le=1)
 
 
+def recipe_of(candidate: Candidate, path: Path) -> Recipe:
+    """The recipe a search.json row was trained with (the lesson's where the row does not say)."""
+    recorded = candidate.model_dump().get("recipe", {})
+    try:
+        return Recipe.from_dict(recorded if isinstance(recorded, dict) else {})
+    except (TypeError, ValueError) as e:
+        raise TinyDigitsError(f"{path}: cannot resume from it (recipe of {candidate.name!r}: {e})") from None
+
+
 class Progress(BaseModel):
     candidates: list[Candidate]
-    training: dict | None = None  # what every candidate was trained with; absent: the lesson's (before --recipe)
+    training: dict | None = None  # what every candidate was trained with; absent: its first candidate's recipe says
 
 
 def load_progress(out: Path, base: Recipe = Recipe()) -> list[dict]:
@@ -152,7 +161,12 @@ def load_progress(out: Path, base: Recipe = Recipe()) -> list[dict]:
         first = e.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "top level"
         raise TinyDigitsError(f"{path}: cannot resume from it ({where}: {first['msg']})") from None
-    training = progress.training or training_of(Recipe())
+    if progress.training:
+        training = progress.training
+    elif progress.candidates:  # written before search.json recorded it: the candidates' own recipe says
+        training = training_of(recipe_of(progress.candidates[0], path))
+    else:
+        training = training_of(Recipe())
     changed = [f"{k} {training.get(k)!r} -> {v!r}" for k, v in training_of(base).items() if training.get(k) != v]
     if changed:
         raise TinyDigitsError(f"{out}: its candidates were trained differently ({', '.join(changed)}); "
