@@ -102,3 +102,19 @@ def test_compare_cli_seeds(tmp_path, capsys):
 def test_compare_refuses_bad_values(args, message, tmp_path, capsys):
     assert main(["compare", *args, "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_width_paragraph_compares_widths_trained_alike_only():
+    """The recipe preset is seven trainings of one width: no 'width' paragraph; three widths of one training: one."""
+    def row(recipe):
+        return {"name": recipe.name, "recipe": recipe.to_dict(), "test_accuracy": 0.95, "params": 1000 * recipe.hidden[0],
+                "int8_bytes": 1100 * recipe.hidden[0], "softmax_sum_max_error": 0.0,
+                "top_probability": {"right_mean": 0.9, "wrong_mean": 0.6}}
+
+    def has_width(rows):
+        return any("hidden 10:" in p or "hidden 20:" in p for p in explanations(rows))
+
+    same_width = [row(Recipe(**changes)) for changes in ({}, {"lr": 0.003, "schedule": "onecycle"}, {"shift": 1.0})]
+    assert not has_width(same_width)
+    assert has_width([row(Recipe(hidden=(h,))) for h in (10, 20, 64)])
+    assert not has_width([row(Recipe(hidden=(10,))), row(Recipe(hidden=(20,), shift=1.0)), row(Recipe(hidden=(64,)))])

@@ -229,7 +229,8 @@ def explanations(rows: list[dict]) -> list[str]:
                                                mse_epochs=epochs_to(level, loss="mse"), ce=acc(), mse=acc(loss="mse")))
     widths = [by[n] for n in by if by[n]["recipe"]["activation"] == "relu" and by[n]["recipe"]["loss"] == "crossentropy"
               and len(by[n]["recipe"]["hidden"]) == 1]
-    if len(widths) >= 3:
+    widths = [r for r in widths if Recipe.from_dict(r["recipe"]).training_tag == base.training_tag]  # same training only
+    if len({r["recipe"]["hidden"][0] for r in widths}) >= 3:
         widths.sort(key=lambda r: r["params"])
         out.append(EXPLANATIONS["width"].format(widths="; ".join(
             f"hidden {r['recipe']['hidden'][0]}: {100 * r['test_accuracy']:.1f}% in {r['int8_bytes']:,} int8 bytes" for r in widths) + "."))
