@@ -11,6 +11,7 @@ several seeds a row holds the mean and the standard deviation. Output: compariso
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,8 +32,9 @@ PRESETS["lesson"] = PRESETS["activation"] + PRESETS["loss"] + PRESETS["width"]
 PRESETS["recipe"] = [{}, {"schedule": "onecycle", "lr": 0.003}, {"epochs": 60, "batch_size": 128},
                      {"shift": 1.0, "rotate": 5.0, "scale": 0.05}, {"label_smoothing": 0.1}, {"qat_epochs": 5},
                      RECIPES["better"]]
-INT_FIELDS = ("epochs", "batch_size", "seed", "input_size", "qat_epochs")
-FLOAT_FIELDS = ("lr", "validation_split", "shift", "rotate", "scale", "elastic", "label_smoothing", "distill_weight")
+# the Recipe's own field types, read off its defaults, so a new field is coerced without a second list
+INT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if type(f.default) is int)
+FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if type(f.default) is float)
 
 EXPLANATIONS = {
     "activation": (

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import single_thread_xla
 from .artifacts import save_figure, staged_folder, write_bytes, write_json
-from .data import Dataset
+from .data import Dataset, normalize
 from .errors import TinyDigitsError
 from .interrupt import check as check_interrupt
 from .model import NUM_CLASSES, Recipe, build_model, make_optimizer
@@ -171,7 +171,7 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
 
     def step(state, images, labels, key, teacher_vars, quantized):
         trainable, non_trainable, optimizer_vars = state
-        images = images.astype("float32") / 255.0  # (B, 28, 28) uint8 -> float32 in [0, 1]
+        images = normalize(images)  # (B, 28, 28) uint8 -> float32 in [0, 1]
         if recipe.augmented:
             images = distort(key, images, recipe.shift, recipe.rotate, recipe.scale, recipe.elastic)
         if teacher_vars is not None:
@@ -197,7 +197,7 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
 
     def scores(state, images, labels):
         trainable = [v.reshape(shape) for v, shape in zip(state[0], shapes)]
-        probs, _ = model.stateless_call(trainable, state[1], images.astype("float32") / 255.0)
+        probs, _ = model.stateless_call(trainable, state[1], normalize(images))
         out = {"val_loss": task_loss(recipe, labels, probs).mean(), "val_accuracy": jnp.mean(probs.argmax(-1) == labels)}
         if track_ce:
             out["val_crossentropy"] = task_loss(ce, labels, probs).mean()
