@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import http.server
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -12,7 +13,8 @@ from conftest import idx_bytes
 from tinydigits import data
 from tinydigits.errors import TinyDigitsError
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+# the real MNIST files, where the README points TINYDIGITS_DATA (conftest made it absolute)
+SHARED_MNIST = Path(os.environ.get("TINYDIGITS_DATA", "../shared/datasets")).resolve() / "mnist"
 
 
 def test_parse_idx_round_trip():
