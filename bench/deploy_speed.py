@@ -15,7 +15,7 @@ import numpy as np
 
 import tinydigits  # noqa: F401
 from tinydigits.targets.host import compile_host
-from tinydigits.convert import TFLM, LiteRT, latency_us
+from tinydigits.runtimes import TFLM, LiteRT, latency_us
 from tinydigits.data import load_dataset
 from tinydigits.export import export_c
 from tinydigits.runs import Run

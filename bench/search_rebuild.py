@@ -15,7 +15,7 @@ import numpy as np
 
 import tinydigits  # noqa: F401  (Keras backend)
 from tinydigits.codegen import write_standalone
-from tinydigits.convert import LiteRT
+from tinydigits.runtimes import LiteRT
 from tinydigits.data import load_dataset
 from tinydigits.search import MEASURED_ON, QEMU_IMAGES
 from tinydigits.targets import arm, find

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import tinydigits  # noqa: F401
 from tinydigits.targets.host import compile_host
-from tinydigits.convert import LiteRT
+from tinydigits.runtimes import LiteRT
 from tinydigits.data import load_dataset
 from tinydigits.export import export_c
 from tinydigits.runs import Run

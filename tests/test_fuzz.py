@@ -257,7 +257,7 @@ def export_c_all_or_nothing(run: Path, before: dict) -> None:
 @fuzz("tflite")
 @given(data=st.data())
 def test_tflite_file(converted_run, data):
-    from tinydigits.convert import LiteRT
+    from tinydigits.runtimes import LiteRT
 
     CASES["tflite"] += 1
     damaged = data.draw(corrupted((converted_run / "model_int8.tflite").read_bytes()))

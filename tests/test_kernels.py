@@ -1,6 +1,6 @@
 """The fully-connected kernels: the weight layout they read, and each core's kernel byte-identical to TFLM.
 
-Each core has a fast path beside the portable reference (kernels.c): the Cortex-M DSP intrinsics
+Each core has a fast path beside the portable reference (c_templates/kernels/dot.c): the Cortex-M DSP intrinsics
 (M4, M7, M33), Cortex-M0 assembly, AVR assembly. Each is run in its emulator on 300 inputs and must
 give TFLM's bytes, and must be the one that ran (fewer instructions or cycles than the reference).
 The lesson's model has friendly shapes (depths 784 and 20, 20 and 10 rows); the model here has the
@@ -13,8 +13,9 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from tinydigits.codegen import ROWS_PER_BLOCK, kernel_layout, write_standalone
-from tinydigits.convert import TFLM, LiteRT
+from tinydigits.codegen import kernel_layout, write_standalone
+from tinydigits.codegen.ops.dense import ROWS_PER_BLOCK
+from tinydigits.runtimes import TFLM, LiteRT
 from tinydigits.targets import family, find, missing_packages
 from tinydigits.targets.host import compile_host, run_batch
 
@@ -38,7 +39,7 @@ def run_on(key: str, c_dir, inputs, work, *flags):
 
 
 def layout_index(units: int, depth: int) -> np.ndarray:
-    """Where kernels.c reads w[u][d]: the block of rows `first`.. starts at first * padded depth; inside it,
+    """Where kernels/dot.c reads w[u][d]: the block of rows `first`.. starts at first * padded depth; inside it,
     the 4 bytes of row r at depth d - d % 4 are at (d - d % 4) * rows + 4 * r."""
     padded = -(-depth // 4) * 4
     u, d = np.meshgrid(np.arange(units), np.arange(depth), indexing="ij")
@@ -81,7 +82,7 @@ def awkward(mnist, tmp_path_factory):
 
 def test_awkward_shapes_are_what_this_file_is_about(awkward):
     source = (awkward[0] / "tinydigits_model.c").read_text()
-    assert "average_pool(" in source
+    assert "average_pool_2d(" in source
     for depth, units in ((49, 15), (15, 9), (9, 10)):
         assert f", {depth}, {units}, weights" in source
 
@@ -127,18 +128,18 @@ def test_the_lesson_model_on_each_cores_fast_kernel_matches_tflm(converted_run, 
 @pytest.mark.parametrize("key", [on_core("uno")])
 def test_a_weight_of_minus_128_keeps_the_avr_on_the_portable_kernel(awkward, key, tmp_path):
     """The AVR kernel adds two products in 16 bits, which needs weights in [-127, 127] (TFLite's range).
-    A -128 makes the generator say so, and the AVR build then runs the portable kernel: same bytes."""
-    from tinydigits.codegen import generated_banner, model_source, plan
+    A -128 (patched into the .tflite's weight buffer) makes the generator say so, and the AVR build then
+    runs the portable kernel: the host's bytes."""
+    from tinydigits.tflite import read
 
-    ops, io = plan(awkward[5])
-    dense = next(op for op in ops if op.kind == "FULLY_CONNECTED").params
-    dense["weights"] = dense["weights"].copy()
-    dense["weights"][0, 0] = -128
+    model = awkward[5]
+    weights = next(n for n in read(model).nodes if n.op == "FULLY_CONNECTED").inputs[1].data
+    at = model.find(weights.tobytes()[:32])
+    assert at > 0 and model.find(weights.tobytes()[:32], at + 1) == -1  # the buffer, found once
+    patched = model[:at] + b"\x80" + model[at + 1:]
+    assert next(n for n in read(patched).nodes if n.op == "FULLY_CONNECTED").inputs[1].data[0, 0] == -128
     c_dir = tmp_path / "c"
-    c_dir.mkdir()
-    for name in ("tinydigits_model.h", "main.c"):
-        (c_dir / name).write_text((awkward[0] / name).read_text())
-    (c_dir / "tinydigits_model.c").write_text(model_source(ops, io, generated_banner("test", "test")))
+    write_standalone(patched, c_dir, "test", "test")
     assert "#define TINYDIGITS_WEIGHTS_SYMMETRIC 0" in (c_dir / "tinydigits_model.c").read_text()
     inputs = awkward[1][:50].reshape(50, -1)
     outputs, cycles = run_on(key, c_dir, inputs, tmp_path / "build")
@@ -147,22 +148,28 @@ def test_a_weight_of_minus_128_keeps_the_avr_on_the_portable_kernel(awkward, key
     assert cycles > fast_cycles  # the portable kernel ran
 
 
-def kernels_program(model_dir, c_dir, template: str):
-    """A standalone C folder whose tinydigits_model.c is `template` around kernels.c (main.c from `model_dir`)."""
+ZERO_COPY = """
+static int8_t in_buf[TINYDIGITS_INPUT_SIZE], out_buf[TINYDIGITS_OUTPUT_SIZE];
+int8_t *tinydigits_input(void) {{ return in_buf; }}
+int tinydigits_invoke(void) {{ return tinydigits_predict(in_buf, out_buf); }}
+const int8_t *tinydigits_output(void) {{ return out_buf; }}
+"""
+
+
+def kernels_program(model_dir, c_dir, template: str, files=("common",)):
+    """A standalone C folder whose tinydigits_model.c is `template` around the kernel `files` (main.c and the
+    facts from `model_dir`), with the zero-copy API the board firmware calls."""
     c_dir.mkdir()
-    for name in ("tinydigits_model.h", "main.c"):
+    for name in ("tinydigits_model.h", "main.c", "tinydigits_model.json"):
         (c_dir / name).write_text((model_dir / name).read_text())
-    kernels = resources.files("tinydigits").joinpath("c_templates/kernels.c").read_text()
-    (c_dir / "tinydigits_model.c").write_text(template.format(kernels=kernels))
+    kernels = "".join(resources.files("tinydigits").joinpath(f"c_templates/kernels/{f}.c").read_text() for f in files)
+    (c_dir / "tinydigits_model.c").write_text((template + ZERO_COPY).format(kernels=kernels))
     return c_dir
 
 
 SRDHM_TEST = """#include "tinydigits_model.h"
 #define TINYDIGITS_MATCH_LITERT 0
 #define TINYDIGITS_NAIVE_KERNELS 0
-#define TINYDIGITS_USES_FULLY_CONNECTED 0
-#define TINYDIGITS_USES_AVERAGE_POOL_2D 0
-#define TINYDIGITS_USES_SOFTMAX 0
 {kernels}
 /* The input is 98 pairs of little-endian int32 (a, b); the output, a hash of the 98 srdhm(a, b). */
 int tinydigits_predict(const int8_t *input, int8_t *output) {{
@@ -197,12 +204,10 @@ def test_the_cores_own_rounding_multiply_equals_the_64_bit_one(awkward, key, tmp
 EXP_TEST = """#include "tinydigits_model.h"
 #define TINYDIGITS_MATCH_LITERT 0
 #define TINYDIGITS_NAIVE_KERNELS 0
-#define TINYDIGITS_USES_FULLY_CONNECTED 0
-#define TINYDIGITS_USES_AVERAGE_POOL_2D 0
-#define TINYDIGITS_USES_SOFTMAX 1
+#define TINYDIGITS_SOFTMAX_DEPTH 10
 {kernels}
 /* The input is the softmax's constants (3 little-endian int32: multiplier, left shift, diff_min) and a
-   difference's magnitude (a byte); the output, the int32 kernels.c's softmax stores in exps[]. */
+   difference's magnitude (a byte); the output, the int32 softmax.c stores in exps[]. */
 int tinydigits_predict(const int8_t *input, int8_t *output) {{
     int32_t p[3];
     for (int j = 0; j < 3; ++j) {{
@@ -221,25 +226,26 @@ int tinydigits_predict(const int8_t *input, int8_t *output) {{
 
 
 def test_the_m0s_exp_table_equals_the_exponentials_the_c_computes(awkward, converted_run, tmp_path):
-    """softmax_exp.py ports the fixed-point exp to Python for the Cortex-M0's table: the C on the host is
+    """The numpy fixed-point exp (codegen/fixedpoint.py) builds the Cortex-M0's table: the C on the host is
     the judge, for every difference 0..-255 and the softmax constants of input scales from 1/256 to 2."""
-    from tinydigits.codegen import plan, quantize_multiplier
-    from tinydigits.softmax_exp import exp_of_difference, exp_table
+    from tinydigits.codegen import plan
+    from tinydigits.codegen.fixedpoint import quantize_multiplier
+    from tinydigits.codegen.ops.dense import exp_table, stored_exps
 
-    constants = [tuple(op.params[k] for k in ("input_multiplier", "input_left_shift", "diff_min"))
+    constants = [tuple(step.params[k] for k in ("input_multiplier", "input_left_shift", "diff_min"))
                  for model in (awkward[5], (converted_run / "model_int8.tflite").read_bytes())
-                 for op in plan(model)[0] if op.kind == "SOFTMAX"]
-    for scale in (1 / 256, 1 / 64, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):  # as codegen.plan derives them
+                 for step in plan(model).steps if step.node.op == "SOFTMAX"]
+    for scale in (1 / 256, 1 / 64, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):  # as the SOFTMAX entry derives them
         multiplier, shift = quantize_multiplier(min(scale * (1 << 26), (1 << 31) - 1.0))
         constants.append((multiplier, shift, -((31 << 26) >> shift)))
     assert len(constants) == 10
-    c_dir = kernels_program(awkward[0], tmp_path / "c", EXP_TEST)
+    c_dir = kernels_program(awkward[0], tmp_path / "c", EXP_TEST, files=("common", "softmax"))
     inputs = np.zeros((len(constants) * 256, 784), np.int8)
     for i, (multiplier, shift, diff_min) in enumerate(constants):
         inputs[256 * i:256 * (i + 1), :12] = np.array([multiplier, shift, diff_min], "<i4").view(np.int8)
         inputs[256 * i:256 * (i + 1), 12] = np.arange(256).astype(np.uint8).view(np.int8)
     c_exps = run_batch(compile_host(c_dir), inputs)[:, :4].copy().view("<u4").ravel().astype(np.int64)
-    py_exps = [exp_of_difference(-k, *consts) for consts in constants for k in range(256)]
+    py_exps = np.concatenate([stored_exps(-np.arange(256), *consts) for consts in constants])
     assert np.array_equal(c_exps, py_exps)
     assert len(set(c_exps)) > 1000  # the constants reach many exponentials, not a few
     for i, consts in enumerate(constants):
@@ -255,7 +261,8 @@ def test_the_m0_reads_the_softmax_exponentials_from_the_table(converted_run, mni
     int8 = (converted_run / "model_int8.tflite").read_bytes()
     inputs = LiteRT(int8).prepare(mnist.x_test[:300])
     write_standalone(int8, tmp_path / "c", "lesson", "test")
-    assert "softmax_exps" in (tmp_path / "c" / "tinydigits_model.c").read_text()
+    source = (tmp_path / "c" / "tinydigits_model.c").read_text()
+    assert "#if TINYDIGITS_SOFTMAX_EXP_TABLE && !TINYDIGITS_MATCH_LITERT\nstatic const int32_t exps3[" in source
     outputs, count = run_on(key, tmp_path / "c", inputs.reshape(300, -1), tmp_path / "table")
     assert np.array_equal(outputs, TFLM(int8).run(inputs))
     computed, computed_count = run_on(key, tmp_path / "c", inputs[:100].reshape(100, -1), tmp_path / "computed",

@@ -268,7 +268,7 @@ def test_a_set_of_files_is_added_all_at_once_or_not_at_all(inside, tiny_run, tmp
 
 def test_convert_adds_its_four_files_as_one_set(tiny_run, tmp_path, monkeypatch):
     """A failure after the .tflite files are made (here: drawing flips.png) leaves the run as it was."""
-    import tinydigits.verify as verify
+    import tinydigits.convert as verify  # convert_run: the `convert` command
 
     folder = tmp_path / "run"
     shutil.copytree(tiny_run, folder)

@@ -33,7 +33,7 @@ def test_pareto_front():
 def test_search_measures_resumes_and_saves_a_usable_best_run(mnist, tmp_path, capsys):
     from tinydigits.targets.host import compile_host, run_batch
     from tinydigits.cli import main
-    from tinydigits.convert import TFLM, LiteRT
+    from tinydigits.runtimes import TFLM, LiteRT
 
     out = tmp_path / "s"
     # 12 KB: the first candidates tried fit with the model's code and constants (~1.9 KB on the

@@ -17,7 +17,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, draw, launch
 
 from tinydigits.targets.host import compile_host, run_batch
 from tinydigits.cli import main
-from tinydigits.convert import TFLM, LiteRT
+from tinydigits.runtimes import TFLM, LiteRT
 from tinydigits.errors import TinyDigitsError
 from tinydigits.preprocess import mnist_like
 from tinydigits.targets import wasm
@@ -92,9 +92,12 @@ def test_export_web_writes_a_static_site(site, module, mnist, int8):
     assert (site / "tinydigits.wasm").read_bytes() == module  # the same C, the same compiler, the same bytes
     facts = json.loads((site / "model.json").read_text())
     assert facts["params"] == 15910 and facts["api"] is False and facts["explore"] is True
-    assert facts["wasm"] == {"file": "tinydigits.wasm", "input_size": 784, "output_size": 10,
-                             "input_scale": pytest.approx(1 / 255), "input_zero_point": -128,
-                             "output_scale": pytest.approx(1 / 256), "output_zero_point": -128}
+    assert {k: facts["wasm"][k] for k in ("file", "input_size", "output_size", "input_scale", "input_zero_point",
+                                          "output_scale", "output_zero_point")} == {
+        "file": "tinydigits.wasm", "input_size": 784, "output_size": 10, "input_scale": pytest.approx(1 / 255),
+        "input_zero_point": -128, "output_scale": pytest.approx(1 / 256), "output_zero_point": -128}
+    assert [op["op"] for op in facts["wasm"]["ops"]] == ["RESHAPE", "FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX"]
+    assert facts["wasm"]["macs"] == 15880 and facts["wasm"]["arena_bytes"] >= 784 + 10
     explore = json.loads((site / "explore.json").read_text())
     items = explore["items"]
     assert len(items) == 96 and explore["total"] == 10000

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .artifacts import preflight, staged_folder, write_json
 from .codegen import write_standalone
-from .convert import LiteRT
+from .runtimes import LiteRT
 from .errors import TinyDigitsError
 from .runs import RUN_FILES, Run
 from .targets import BOARDS, Board, family, find
@@ -91,15 +91,14 @@ def measure(board: Board, c_dir: Path, inputs, host_outputs, fresh) -> dict:
         return {**row, "status": "FAIL", "fits": False, "problem": f"does not compile for {board.chip}: {e}"}
     row.update(built=True, firmware=str(folder), model_sections=firmware.model_sections,
                firmware_sections=firmware.firmware_sections, flash_bytes=firmware.flash_bytes)
-    buffers = firmware.input_size + firmware.output_size  # int8: the caller's input and output arrays
     if firmware.elf is None:  # too big to link for the emulated machine: sizes only
-        text = verdict(firmware.flash_bytes, firmware.static_ram_bytes + buffers, board)[1]
+        text = verdict(firmware.flash_bytes, firmware.static_ram_bytes, board)[1]
         return {**row, "status": "FAIL", "fits": False, "verdict": text, "problem": firmware.link_error}
     try:
         outputs, figures = tools.run(firmware, inputs)
     except TinyDigitsError as e:
         return {**row, "status": "ERROR", "problem": f"the emulator run failed: {e}"}
-    ram = {"data_bss": firmware.static_ram_bytes, "stack": figures["stack_bytes"], "buffers": buffers}
+    ram = {"data_bss": firmware.static_ram_bytes, "stack": figures["stack_bytes"]}  # the arena is in .bss
     fits, text = verdict(firmware.flash_bytes, sum(ram.values()), board)
     row.update(status="PASS" if fits else "FAIL", fits=fits, verdict=text, ram_bytes=sum(ram.values()), ram=ram,
                matches_host=int((outputs == host_outputs).all(axis=1).sum()), **figures)
@@ -153,7 +152,7 @@ def format_boards(report: dict) -> str:
         lines.append(f"{head} {r['flash_bytes']:>9,} B {r['ram_bytes']:>7,} B  {r['verdict']:36} {latency:30} "
                      f"{r['matches_host']:>3}/{r['images']}")
     lines += ["model flash: code + constant tables of the model's object file, built with the board's own flags; "
-              "model RAM: .data + .bss + measured stack + the int8 input and output buffers",
+              "model RAM: .data + .bss (the activation arena, input and output included) + measured stack",
               f"AVR: {HOW['avr']}", f"Cortex-M: {HOW['arm']}",
               f"= host: inferences whose int8 outputs are byte-identical to the host build's, of {report['images']} test images"]
     return "\n".join(lines)

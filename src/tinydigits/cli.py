@@ -38,9 +38,17 @@ def _data_flags(p):
 
 
 def _design_flags(p):
-    from .model import ACTIVATIONS, LOSSES
+    from .model import ACTIVATIONS, LOSSES, POOLS
 
-    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 20; several = several layers)")
+    p.add_argument("--hidden", type=int, nargs="*", help="hidden layer sizes (default 20; several = several layers; "
+                                                           "none: no hidden layer)")
+    p.add_argument("--conv", type=int, nargs="+", metavar="FILTERS",
+                   help="convolution blocks before the dense layers, each a 3x3 Conv2D with this many filters and a 2x2 pool")
+    p.add_argument("--kernel", type=int, help="convolution kernel side (default 3)")
+    p.add_argument("--pool", choices=POOLS, help="the pooling after each convolution (default max)")
+    p.add_argument("--separable", action="store_true", default=None,
+                   help="blocks after the first as depthwise + pointwise convolutions (SeparableConv2D)")
+    p.add_argument("--stride", type=int, choices=(1, 2), help="2: a stride-2 convolution instead of convolution + pooling")
     p.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
     p.add_argument("--loss", choices=LOSSES, help="crossentropy (default) or mse on one-hot targets")
 
@@ -73,6 +81,7 @@ def _recipe_from(args):
     if getattr(args, "teacher", None) is not None and not (args.teacher / "model.keras").is_file():
         raise TinyDigitsError(f"--teacher {args.teacher}: not a run folder (no model.keras)")
     fields = {"hidden": getattr(args, "hidden", None), "activation": getattr(args, "activation", None),
+              **{k: getattr(args, k, None) for k in ("conv", "kernel", "pool", "separable", "stride")},
               "loss": getattr(args, "loss", None), "epochs": args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "schedule": args.schedule, "shift": args.shift, "rotate": args.rotate, "scale": args.scale,
               "elastic": args.elastic, "label_smoothing": args.label_smoothing,
@@ -105,6 +114,16 @@ def cmd_train(args):
     result = train(recipe, ds, verbose=0 if args.quiet else 1)
     save_run(result, out, force=args.force, command=args.command_line)
     print(summary_line(result, out))
+
+
+def cmd_import(args):
+    from .import_model import import_model
+
+    out = args.out or Path("runs") / Path(args.model).stem
+    metrics = import_model(args.model, out, args.dataset, args.data_dir, args.pixels, args.command_line, args.force)
+    extra = f", int8 {metrics['int8_test_accuracy']:.4f}" if "int8_test_accuracy" in metrics else ""
+    print(f"imported {args.model} ({metrics['imported']['format']}, {metrics['params']:,} params): "
+          f"test accuracy {metrics['test_accuracy']:.4f}{extra} on {metrics['dataset']['name']} -> {out}")
 
 
 def cmd_evaluate(args):
@@ -169,7 +188,8 @@ def cmd_predict(args):
 
 
 def cmd_convert(args):
-    from .verify import convert_run, explain_quantization, format_forms
+    from .convert import convert_run
+    from .verify import explain_quantization, format_forms
 
     run = Run(args.run)
     report = convert_run(run, calibration=args.calibration, command=args.command_line)
@@ -203,11 +223,14 @@ def cmd_export_web(args):
 
 
 def cmd_export_arduino(args):
-    from .export import ARDUINO_EXAMPLE, export_arduino
+    from .codegen import read_facts
+    from .export import ARDUINO_EXAMPLE, avr_fit, export_arduino
 
     command = f"tinydigits export-arduino {args.run} --out {args.out}"
     for path in export_arduino(Run(args.run), args.out, command, force=args.force):
         print(f"{path}  ({path.stat().st_size:,} bytes)")
+    for line in avr_fit(read_facts(args.out / "src")):
+        print(line)
     print(f"an Arduino library: copy {args.out} into your Arduino libraries folder (or Sketch > Include Library > "
           f"Add .ZIP Library), then File > Examples > TinyDigits > {ARDUINO_EXAMPLE}")
 
@@ -317,6 +340,7 @@ def build_parser() -> Parser:
 
     p = command("train", cmd_train, "train a model (default: the lesson's recipe) and write a run folder",
                 ["tinydigits train --out runs/lesson", "tinydigits train --hidden 64 32 --activation tanh --epochs 5 --out runs/deep",
+                 "tinydigits train --conv 8 16 --hidden --out runs/cnn   # conv 8 -> pool -> conv 16 -> pool -> Dense(10)",
                  "tinydigits train --loss mse --out runs/mse", "tinydigits train --dataset fashion-mnist --out runs/fashion",
                  "tinydigits train --recipe better --out runs/better   # 60 epochs, one-cycle, augmentation, QAT",
                  "tinydigits train --schedule onecycle --lr 0.003 --shift 1 --rotate 5 --out runs/onecycle"])
@@ -326,6 +350,17 @@ def build_parser() -> Parser:
     p.add_argument("--out", type=Path, help="run folder (default runs/<timestamp>)")
     p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+
+    p = command("import", cmd_import, "bring your own model: a Keras .keras/.h5 file (Sequential or functional) or an "
+                "int8 .tflite becomes a run folder every command takes",
+                ["tinydigits import my_cnn.keras --out runs/mine", "tinydigits import model.h5 --pixels 0-255 --out runs/h5",
+                 "tinydigits import model_int8.tflite --out runs/tfl"])
+    p.add_argument("model", type=Path, help="a .keras, .h5 or int8 .tflite file taking a 28x28 digit image")
+    p.add_argument("--pixels", default="0-1", choices=("0-1", "0-255", "-1-1"),
+                   help="the pixel range the model expects (default 0-1, the lesson's /255); folded into its first layer")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<model file name>)")
+    p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
+    _data_flags(p)
 
     p = command("evaluate", cmd_evaluate, "test accuracy, per-class precision/recall, confusion matrix, worst mistakes",
                 ["tinydigits evaluate runs/lesson", "tinydigits evaluate runs/lesson --json"])

@@ -113,7 +113,8 @@ def variants(changes: list[dict], base: Recipe) -> list[Recipe]:
 
 def measure(recipe: Recipe, ds, calibration: int = 300) -> dict:
     """Train one recipe, convert it to int8, and return its row of the comparison."""
-    from .convert import LiteRT, calibration_images, to_tflite
+    from .convert import calibration_images, to_tflite
+    from .runtimes import LiteRT
     from .evaluate import cross_entropy
     from .predict import predict_digits
     from .train import train

@@ -1,60 +1,196 @@
-"""Keras model -> float32 and full-integer int8 .tflite, run with LiteRT and the TFLM interpreter.
+"""Keras model -> float32 and full-integer int8 .tflite.
 
-The TFLite graph is built from the Keras model's weights with plain TensorFlow ops, so conversion
-works the same whatever Keras backend trained or loaded the model (JAX, TensorFlow, PyTorch) and
-needs nothing but `model.keras`. The layers it knows are the ones tinydigits builds: Flatten,
-Reshape, AveragePooling2D, Cropping2D and Dense (with relu, linear, sigmoid, tanh or softmax).
+The TFLite graph is built from the Keras model's weights with plain TensorFlow ops, layer by
+layer along the model's own graph (Keras runs it: `_run_through_graph`), so conversion works the
+same whatever Keras backend trained or loaded the model (JAX, TensorFlow, PyTorch) and needs
+nothing but the model. The batch is fixed at 1, so a Flatten is one RESHAPE (never
+SHAPE/STRIDED_SLICE/PACK); a BatchNormalization is folded into the convolution or Dense layer
+before it, and Dropout is dropped. The layers it knows are `SUPPORTED`; anything else is refused
+by name before TensorFlow's converter sees it (which segfaults on some, an int8 LSTM for one).
+TensorFlow is imported only inside the functions: the commands that do not convert never load it.
 
+    check_supported(model)                                 # one TinyDigitsError naming the first unknown layer
     float_bytes, int8_bytes = to_tflite(model), to_tflite(model, calibration=x_train[:500])
-    probs = LiteRT(int8_bytes).predict(x_test)            # (N, 28, 28) uint8 -> (N, 10) float32
+    report = convert_run(Run("runs/lesson"))   # `tinydigits convert`: model_*.tflite, deploy.json, flips.png
 """
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass
-
 import numpy as np
 
+from .artifacts import preflight, save_figure, staged_folder, write_bytes, write_json
 from .data import normalize
 from .errors import TinyDigitsError, first_line
+from .runs import RUN_FILES, Run
+from .verify import compare_forms
 
 CALIBRATION_IMAGES = 500  # representative training images for the int8 ranges
-SUPPORTED = "Flatten, Reshape, AveragePooling2D, Cropping2D and Dense (relu, linear, sigmoid, tanh, softmax)"
+ACTIVATIONS = ("relu", "relu6", "linear", "softmax", "sigmoid", "tanh")  # sigmoid/tanh convert; the C generator refuses them
+IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
+                   "AlphaDropout", "ActivityRegularization", "Identity")  # nothing at inference
+FOLDABLE = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")   # a BatchNormalization after one is folded in
+LAYERS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+          "BatchNormalization", "ReLU", "Activation", "Softmax", "Flatten", "Reshape", "Dense", "Add", "Cropping2D",
+          *IDENTITY_LAYERS)
+SUPPORTED = ("Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, "
+             "BatchNormalization, ReLU/ReLU6, Activation, Softmax, Dropout, Flatten, Reshape, Dense, Add, Cropping2D")
 
 
-def _forward(model):
-    """A TensorFlow function computing `model` from its weights: (1, 28, 28) float32 -> (1, 10)."""
+def _graph(model):
+    """The Keras graph that runs `model` (a Sequential runs one of its own once built)."""
+    graph = getattr(model, "_functional", None) or model
+    if not hasattr(graph, "_nodes_by_depth"):
+        raise TinyDigitsError(f"model {model.name!r} ({type(model).__name__}) has no layer graph to convert "
+                              "(a subclassed keras.Model); build it as a Sequential or functional model")
+    return graph
+
+
+def _nodes(graph):
+    """The graph's layer calls, inputs first."""
+    return [node for depth in sorted(graph._nodes_by_depth, reverse=True) for node in graph._nodes_by_depth[depth]
+            if node.operation is not None and not node.is_input]
+
+
+def _activation_name(layer) -> str:
+    name = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if name not in ACTIVATIONS:
+        raise TinyDigitsError(f"layer {layer.name!r} ({type(layer).__name__}): activation {name!r} cannot be "
+                              f"converted; supported: {', '.join(ACTIVATIONS)}")
+    return name
+
+
+def check_supported(model) -> None:
+    """Refuse, in one line, a model with a layer (or a layer option) the converter or generator does not know."""
+    for node in _nodes(_graph(model)):
+        layer = node.operation
+        kind = type(layer).__name__
+        if hasattr(layer, "_nodes_by_depth") or hasattr(layer, "_functional"):  # a model inside the model
+            check_supported(layer)
+            continue
+        if kind not in LAYERS:
+            raise TinyDigitsError(f"layer {layer.name!r} ({kind}) cannot be converted; supported: {SUPPORTED}")
+        if getattr(layer, "data_format", "channels_last") != "channels_last":
+            raise TinyDigitsError(f"layer {layer.name!r} ({kind}): only channels_last is supported")
+        if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+            if tuple(layer.dilation_rate) != (1, 1) or getattr(layer, "groups", 1) != 1:
+                raise TinyDigitsError(f"layer {layer.name!r} ({kind}): dilation and groups must be 1")
+        if kind == "ReLU" and (layer.negative_slope or layer.threshold or layer.max_value not in (None, 6)):
+            raise TinyDigitsError(f"layer {layer.name!r} (ReLU): only ReLU and ReLU6 are supported "
+                                  "(no negative slope, threshold or other maximum)")
+        if kind in ("Activation", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense"):
+            _activation_name(layer)
+
+
+def _folded_batch_norms(graph) -> dict:
+    """BatchNormalization layers that directly follow a linear Conv2D/DepthwiseConv2D/SeparableConv2D/Dense
+    (the only reader of its output): producer layer -> its BatchNormalization."""
+    readers = {}
+    for node in _nodes(graph):
+        for t in node.input_tensors:
+            readers.setdefault(id(t), []).append(node)
+    folds = {}
+    for node in _nodes(graph):
+        layer = node.operation
+        if type(layer).__name__ != "BatchNormalization":
+            continue
+        history = node.input_tensors[0]._keras_history
+        producer = history.operation
+        if (type(producer).__name__ in FOLDABLE and _activation_name(producer) == "linear"
+                and len(readers.get(id(node.input_tensors[0]), [])) == 1 and layer.axis in (-1, len(node.input_tensors[0].shape) - 1)):
+            folds[id(producer)] = layer
+        else:
+            raise TinyDigitsError(f"layer {layer.name!r} (BatchNormalization) cannot be folded: it must follow a "
+                                  "Conv2D, DepthwiseConv2D, SeparableConv2D or Dense without activation, as its only reader")
+    return folds
+
+
+def _bn_scale_shift(bn) -> tuple[np.ndarray, np.ndarray]:
+    """y = x * scale + shift, the BatchNormalization at inference."""
+    w = {v.path.split("/")[-1]: np.asarray(v) for v in bn.weights}
+    gamma = w.get("gamma", np.ones_like(w["moving_mean"])) if bn.scale else np.ones_like(w["moving_mean"])
+    beta = w.get("beta", np.zeros_like(w["moving_mean"])) if bn.center else np.zeros_like(w["moving_mean"])
+    scale = gamma / np.sqrt(w["moving_variance"] + bn.epsilon)
+    return scale.astype(np.float32), (beta - w["moving_mean"] * scale).astype(np.float32)
+
+
+def _layer_fn(layer, folds: dict):
+    """A TensorFlow function computing one Keras layer at inference (batch 1, NHWC)."""
     import tensorflow as tf
 
-    activations = {"relu": tf.nn.relu, "linear": tf.identity, "sigmoid": tf.sigmoid, "tanh": tf.tanh,
-                   "softmax": tf.nn.softmax}
-    steps = []
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind == "InputLayer":
-            continue
-        if kind == "Flatten":
-            steps.append(lambda x: tf.reshape(x, [tf.shape(x)[0], -1]))
-        elif kind == "Reshape":
-            steps.append(lambda x, s=tuple(layer.target_shape): tf.reshape(x, (-1, *s)))
-        elif kind == "Cropping2D":
-            (top, bottom), (left, right) = layer.cropping
-            steps.append(lambda x, t=top, b=bottom, l=left, r=right: x[:, t:x.shape[1] - b, l:x.shape[2] - r, :])
-        elif kind == "AveragePooling2D" and layer.padding == "valid":
-            steps.append(lambda x, p=layer.pool_size, s=layer.strides: tf.nn.avg_pool2d(x, p, s, "VALID"))
-        elif kind == "Dense" and layer.activation.__name__ in activations:
-            w, b = (tf.constant(v) for v in layer.get_weights())
-            steps.append(lambda x, w=w, b=b, f=activations[layer.activation.__name__]: f(tf.matmul(x, w) + b))
-        else:
-            raise TinyDigitsError(f"layer {layer.name!r} ({kind}) cannot be converted; supported: {SUPPORTED}")
+    kind = type(layer).__name__
+    activations = {"relu": tf.nn.relu, "relu6": tf.nn.relu6, "linear": tf.identity, "softmax": tf.nn.softmax,
+                   "sigmoid": tf.sigmoid, "tanh": tf.tanh}
+    if hasattr(layer, "_nodes_by_depth") or hasattr(layer, "_functional"):
+        inner = _tf_function(layer)
+        return lambda x, *args, **kwargs: inner(x)
+    if kind in IDENTITY_LAYERS or (kind == "BatchNormalization" and any(bn is layer for bn in folds.values())):
+        return lambda x, *args, **kwargs: x
+    weights = {v.path.split("/")[-1]: np.asarray(v) for v in layer.weights}
+    act = activations[_activation_name(layer)] if kind in FOLDABLE or kind == "Activation" else None
+    scale, shift = _bn_scale_shift(folds[id(layer)]) if id(layer) in folds else (None, None)
 
-    def forward(x):
-        for step in steps:
-            x = step(x)
-        return x
+    def finish(y, bias):  # + bias (with a folded BatchNormalization), then the activation
+        if bias is not None or scale is not None:
+            b = np.zeros(y.shape[-1], np.float32) if bias is None else bias.astype(np.float32)
+            y = y + tf.constant(b * scale + shift if scale is not None else b)
+        return act(y)
 
-    return forward
+    def scaled(kernel, axis_shape):  # the kernel times a folded BatchNormalization's scale, per output channel
+        return tf.constant(kernel if scale is None else kernel * scale.reshape(axis_shape))
+
+    strides = [1, *getattr(layer, "strides", (1, 1)), 1] if kind != "Dense" else None
+    padding = getattr(layer, "padding", "valid").upper()
+    if kind == "Conv2D":
+        k = scaled(weights["kernel"], (1, 1, 1, -1))
+        return lambda x, *a, **kw: finish(tf.nn.conv2d(x, k, strides, padding), weights.get("bias"))
+    if kind == "DepthwiseConv2D":
+        kernel = weights["kernel"] if "kernel" in weights else weights["depthwise_kernel"]
+        k = scaled(kernel, (1, 1, kernel.shape[2], kernel.shape[3]))
+        return lambda x, *a, **kw: finish(tf.nn.depthwise_conv2d(x, k, strides, padding), weights.get("bias"))
+    if kind == "SeparableConv2D":
+        depthwise = tf.constant(weights["depthwise_kernel"])
+        pointwise = scaled(weights["pointwise_kernel"], (1, 1, 1, -1))
+        return lambda x, *a, **kw: finish(tf.nn.conv2d(tf.nn.depthwise_conv2d(x, depthwise, strides, padding),
+                                                       pointwise, [1, 1, 1, 1], "VALID"), weights.get("bias"))
+    if kind == "Dense":
+        k = scaled(weights["kernel"], (1, -1))
+        return lambda x, *a, **kw: finish(tf.matmul(_flat_for_dense(x, layer), k), weights.get("bias"))
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        pool = tf.nn.max_pool2d if kind == "MaxPooling2D" else tf.nn.avg_pool2d
+        return lambda x, *a, **kw: pool(x, list(layer.pool_size), list(layer.strides), padding)
+    if kind == "GlobalAveragePooling2D":
+        return lambda x, *a, **kw: tf.reduce_mean(x, axis=[1, 2], keepdims=bool(layer.keepdims))
+    if kind == "ReLU":
+        return lambda x, *a, **kw: tf.nn.relu6(x) if layer.max_value == 6 else tf.nn.relu(x)
+    if kind == "Activation":
+        return lambda x, *a, **kw: act(x)
+    if kind == "Softmax":
+        return lambda x, *a, **kw: tf.nn.softmax(x)
+    if kind == "Flatten":
+        return lambda x, *a, **kw: tf.reshape(x, [-1, int(np.prod(x.shape[1:]))])
+    if kind == "Reshape":
+        return lambda x, *a, **kw: tf.reshape(x, [-1, *layer.target_shape])
+    if kind == "Cropping2D":
+        (top, bottom), (left, right) = layer.cropping
+        return lambda x, *a, **kw: x[:, top:x.shape[1] - bottom, left:x.shape[2] - right, :]
+    if kind == "Add":
+        return lambda inputs, *a, **kw: tf.add_n(list(inputs)) if len(inputs) > 2 else tf.add(inputs[0], inputs[1])
+    raise TinyDigitsError(f"layer {layer.name!r} ({kind}) cannot be converted; supported: {SUPPORTED}")
+
+
+def _flat_for_dense(x, layer):
+    if len(x.shape) != 2:
+        raise TinyDigitsError(f"layer {layer.name!r} (Dense) gets a {list(x.shape[1:])} tensor; "
+                              "only a flat input is supported (put a Flatten before it)")
+    return x
+
+
+def _tf_function(model):
+    """model's forward pass as TensorFlow ops on the model's own graph. The weights are read here, eagerly
+    (a TensorFlow-backend variable cannot become numpy inside tf.function's tracing)."""
+    graph = _graph(model)
+    folds = _folded_batch_norms(graph)
+    functions = {id(node.operation): _layer_fn(node.operation, folds) for node in _nodes(graph)}
+    return lambda x: graph._run_through_graph(x, operation_fn=lambda layer: functions[id(layer)])
 
 
 def calibration_images(x_train: np.ndarray, count: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
@@ -67,16 +203,23 @@ def calibration_images(x_train: np.ndarray, count: int = CALIBRATION_IMAGES, see
 def to_tflite(model, calibration: np.ndarray | None = None) -> bytes:
     """Float32 .tflite bytes, or full-integer int8 when `calibration` (N, 28, 28) uint8 images are given.
 
-    int8 means int8 weights and activations, int32 biases, int8 input and output: what TFLM and the
-    generated C run. The converter settings are all spelled out below.
+    int8 means int8 weights (per channel) and activations, int32 biases, int8 input and output: what
+    TFLM and the generated C run. The converter settings are all spelled out below.
     """
     import tensorflow as tf
 
+    check_supported(model)
     shape = [1, *model.input_shape[1:]]
-    fn = tf.function(_forward(model), input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
+    fn = tf.function(_tf_function(model), input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+    try:
+        concrete = fn.get_concrete_function()
+    except TinyDigitsError:
+        raise
+    except Exception as e:  # a layer whose shapes do not fit together
+        raise TinyDigitsError(f"the model cannot be traced for conversion: {first_line(e, 200)}") from None
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     if calibration is not None:
-        samples = normalize(np.asarray(calibration))
+        samples = normalize(np.asarray(calibration)).reshape(-1, *shape[1:])
         converter.optimizations = [tf.lite.Optimize.DEFAULT]                  # quantize
         converter.representative_dataset = lambda: ([s[None]] for s in samples)  # activation ranges
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # no float fallback
@@ -88,124 +231,28 @@ def to_tflite(model, calibration: np.ndarray | None = None) -> bytes:
         raise TinyDigitsError(f"TFLite conversion failed: {first_line(e, 200)}") from None
 
 
-@dataclass(frozen=True)
-class Quantization:
-    scale: float
-    zero_point: int
+def convert_run(run: Run, calibration: int = CALIBRATION_IMAGES, tflm: bool = True, command: str = "") -> dict:
+    """Convert a run's model.keras to both .tflite forms, score every form; add the four files as one set."""
+    from .plots import image_gallery
 
-    def quantize(self, x: np.ndarray) -> np.ndarray:
-        """float -> int8: q = round(x / scale) + zero_point, clamped to [-128, 127]."""
-        return np.clip(np.round(x / self.scale) + self.zero_point, -128, 127).astype(np.int8)
-
-    def dequantize(self, q: np.ndarray) -> np.ndarray:
-        """int8 -> float: x = (q - zero_point) * scale."""
-        return ((q.astype(np.int32) - self.zero_point) * self.scale).astype(np.float32)
-
-
-class LiteRT:
-    """A .tflite model run by LiteRT; uint8 images in, float probabilities out, whatever the model's dtype.
-
-    `reference=True` uses TFLite's reference kernels: the integer arithmetic the generated C and
-    TFLM reproduce bit for bit.
-    """
-
-    def __init__(self, model: bytes, reference: bool = False):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        try:  # LiteRT verifies the flatbuffer and checks every tensor, buffer and op as it builds the graph
-            self.interpreter = Interpreter(model_content=model, experimental_op_resolver_type=(
-                OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO))
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise TinyDigitsError(f"not a valid .tflite model ({first_line(e, 120)})") from None
-        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1 or int(np.prod(inputs[0]["shape"][1:])) != 28 * 28 \
-                or inputs[0]["dtype"] not in (np.float32, np.int8) or outputs[0]["dtype"] not in (np.float32, np.int8):
-            raise TinyDigitsError("not a digit model: expected one 28x28 float32 or int8 input and one output")
-        self.input, self.output = inputs[0], outputs[0]
-        self.int8 = self.input["dtype"] == np.int8
-        self.input_q = Quantization(*self.input["quantization"])
-        self.output_q = Quantization(*self.output["quantization"])
-        self.shape = None
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Raw output for a model-ready batch (int8 or float32, (N, 28, 28))."""
-        if x.shape != self.shape:  # re-planning the tensors costs more than a small inference
-            self.interpreter.resize_tensor_input(self.input["index"], x.shape)
-            self.interpreter.allocate_tensors()
-            self.shape = x.shape
-        self.interpreter.set_tensor(self.input["index"], x)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output["index"]).copy()
-
-    def prepare(self, images: np.ndarray) -> np.ndarray:
-        x = normalize(np.asarray(images).reshape(-1, 28, 28))
-        return self.input_q.quantize(x) if self.int8 else x
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        out = self.run(self.prepare(images))
-        return self.output_q.dequantize(out) if self.int8 else out
-
-
-class TFLM:
-    """The TensorFlow Lite Micro interpreter (the one that runs on the chip), one image at a time."""
-
-    def __init__(self, model: bytes, arena_size: int | None = None):
-        from tflite_micro.python.tflite_micro import runtime
-
-        self.model = model
-        self.arena_size = arena_size or minimum_arena(model)
-        self.interpreter = runtime.Interpreter.from_bytes(model, arena_size=self.arena_size)
-
-    def run(self, q: np.ndarray) -> np.ndarray:
-        """int8 (N, 28, 28) -> int8 (N, 10)."""
-        out = np.empty((len(q), 10), np.int8)
-        for i, image in enumerate(q):
-            self.interpreter.set_input(image[None], 0)
-            self.interpreter.invoke()
-            out[i] = self.interpreter.get_output(0)[0]
-        return out
-
-
-def _tflm_fits(model: bytes, arena_size: int) -> bool:
-    from tflite_micro.python.tflite_micro import runtime
-
-    try:
-        interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena_size)
-        interpreter.set_input(np.zeros(interpreter.get_input_details(0)["shape"], np.int8), 0)
-        interpreter.invoke()
-        return True
-    except (RuntimeError, ValueError):
-        return False
-
-
-def minimum_arena(model: bytes, high: int = 1 << 20) -> int:
-    """The smallest tensor arena (bytes) the TFLM interpreter accepts for `model`, by bisection.
-
-    Found with the real interpreter on this host (64-bit pointers; a 32-bit MCU needs a little less).
-    TFLM prints its allocation failures on stderr; they are silenced during the search.
-    """
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        if not _tflm_fits(model, high):
-            raise TinyDigitsError(f"the TFLM interpreter cannot run this model even with a {high}-byte arena")
-        low = 0  # invariant: low fails, high fits
-        while high - low > 1:
-            mid = (low + high) // 2
-            low, high = (low, mid) if _tflm_fits(model, mid) else (mid, high)
-        return high
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def latency_us(fn, samples: np.ndarray, repeat: int = 200) -> float:
-    """Mean microseconds per single-image call of `fn` over `repeat` images (after one warm-up)."""
-    fn(samples[:1])
-    start = time.perf_counter()
-    for i in range(repeat):
-        fn(samples[i % len(samples)][None])
-    return 1e6 * (time.perf_counter() - start) / repeat
+    preflight(run.folder, resume="run")
+    ds = run.dataset()
+    model = run.model()
+    float_bytes = to_tflite(model)
+    if (run.imported or {}).get("format") == "tflite":  # the int8 model the user brought is the one deployed
+        int8_bytes = run.int8_model()
+    else:
+        int8_bytes = to_tflite(model, calibration_images(ds.x_train, calibration))
+    report = compare_forms(model, float_bytes, int8_bytes, ds.x_test, ds.y_test, tflm=tflm)
+    report["calibration_images"] = calibration
+    flips = report["flips"]
+    figure = image_gallery(ds.x_test[[f["index"] for f in flips[:32]]],
+                           [f"#{f['index']}: {f['float']}->{f['int8']} (true {f['label']})" for f in flips[:32]],
+                           f"{len(flips)} test images whose digit flips from float to int8")
+    with staged_folder(run.folder, "run", command, update=True) as tmp:
+        write_bytes(tmp / RUN_FILES.float_model, float_bytes)
+        write_bytes(tmp / RUN_FILES.int8_model, int8_bytes)
+        save_figure(figure, tmp / RUN_FILES.flips)
+        write_json(tmp / RUN_FILES.deploy, report)
+    run.refresh()  # export-c after convert in one notebook must see the new model_int8.tflite
+    return report

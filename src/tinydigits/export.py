@@ -11,22 +11,19 @@ from pathlib import Path
 
 from . import __version__
 from .artifacts import check_out, staged_folder, written_files, write_text
-from .codegen import generated_banner, model_header, model_source, op_names, plan, write_standalone
-from .convert import minimum_arena
+from .codegen import generate, generated_banner, write_standalone
+from .runtimes import minimum_arena
 from .model import IMAGE_SIZE, NUM_CLASSES
 from .runs import Run
 
 ARDUINO_LIBRARY = "TinyDigits"
 ARDUINO_EXAMPLE = "ClassifySerial"
 PIXELS = IMAGE_SIZE * IMAGE_SIZE  # the model's input: one MNIST image
-TFLM_REGISTRATIONS = {"FULLY_CONNECTED": "AddFullyConnected", "RESHAPE": "AddReshape",
-                      "SOFTMAX": "AddSoftmax", "AVERAGE_POOL_2D": "AddAveragePool2D",
-                      "STRIDED_SLICE": "AddStridedSlice"}
 
 
 def tflm_model_data(model: bytes, arena: int, io: dict, banner: str) -> tuple[str, str]:
     """model_data.h / model_data.cc: the .tflite bytes as an aligned array, its length, arena and quantization."""
-    (in_s, in_z), (out_s, out_z) = io["input"], io["output"]
+    (in_s, in_z), (out_s, out_z) = ((io[k]["scale"], io[k]["zero_point"]) for k in ("input", "output"))
     header = f"""{banner}#ifndef TINYDIGITS_MODEL_DATA_H
 #define TINYDIGITS_MODEL_DATA_H
 
@@ -39,10 +36,10 @@ extern const unsigned int g_model_data_len;
 constexpr int kTensorArenaSize = {arena};
 
 // int8 quantization: real = (q - zero_point) * scale
-constexpr float kInputScale = {float(in_s[0]):.9g}f;
-constexpr int kInputZeroPoint = {int(in_z[0])};
-constexpr float kOutputScale = {float(out_s[0]):.9g}f;
-constexpr int kOutputZeroPoint = {int(out_z[0])};
+constexpr float kInputScale = {in_s:.9g}f;
+constexpr int kInputZeroPoint = {in_z};
+constexpr float kOutputScale = {out_s:.9g}f;
+constexpr int kOutputZeroPoint = {out_z};
 
 #endif
 """
@@ -53,8 +50,9 @@ constexpr int kOutputZeroPoint = {int(out_z[0])};
     return header, source
 
 
-def tflm_example(ops: list[str], banner: str) -> str:
-    registrations = sorted({TFLM_REGISTRATIONS[op] for op in ops if op in TFLM_REGISTRATIONS})
+def tflm_example(registrations: list[str], banner: str) -> str:
+    """main.cc: one image through tflite::MicroInterpreter, with only the model's ops registered (the op table's names)."""
+    registrations = sorted(registrations)
     template = resources.files("tinydigits").joinpath("c_templates/tflm_main.cc").read_text()
     return banner + template.replace("{{N_OPS}}", str(len(registrations))).replace(
         "{{REGISTRATIONS}}", "\n".join(f"  resolver.{r}();" for r in registrations))
@@ -65,15 +63,15 @@ def export_c(run: Run, out: Path, command: str, force: bool = False) -> list[Pat
     out = check_out(out, "export", force, run.folder)
     model = run.int8_model()
     source = str(run.paths.int8_model)
-    ops, io = plan(model)  # refuses ops the C generator does not know, before anything is written
+    facts = generate(model, source, command).facts  # refuses ops the C generator does not know, before anything is written
     arena = run.arena_bytes() or minimum_arena(model)
     banner = generated_banner(source, command)
     with staged_folder(out, "export", command, force) as tmp:
-        header, data = tflm_model_data(model, arena, io, banner)
+        header, data = tflm_model_data(model, arena, facts, banner)
         write_text(tmp / "tflm" / "model_data.h", header)
         write_text(tmp / "tflm" / "model_data.cc", data)
-        write_text(tmp / "tflm" / "main.cc", tflm_example(op_names(model), banner))
-        write_standalone(model, tmp / "c", source, command)
+        write_text(tmp / "tflm" / "main.cc", tflm_example(facts["tflm_registrations"], banner))
+        write_standalone(model, tmp / "c", source, command, tflm_arena_bytes=arena)
     return written_files(out)
 
 
@@ -93,20 +91,41 @@ def test_digit_header(pixels, label: int, banner: str) -> str:
             f"static const uint8_t test_digit[{PIXELS}] PROGMEM = {{\n    " + ",\n    ".join(rows) + "\n};\n")
 
 
+SKETCH_RAM_BYTES = 512    # what the sketch itself, the Serial buffers and the stack take beside the model (the .ino's check)
+SKETCH_FLASH_BYTES = 6 * 1024  # the Arduino core, Serial and the sketch's code, with the model's kernels
+
+
+def avr_fit(facts: dict) -> list[str]:
+    """Whether the model fits each 8-bit Arduino (its activations in RAM, its weights in flash), in words;
+    `tinydigits boards` measures it exactly."""
+    from .targets import BOARDS
+
+    lines = []
+    for board in (b for b in BOARDS if b.fqbn.startswith("arduino:avr")):
+        ram, flash = facts["arena_bytes"] + SKETCH_RAM_BYTES, facts["weight_bytes"] + SKETCH_FLASH_BYTES
+        over = [f"RAM: {facts['arena_bytes']:,} B of activations + ~{SKETCH_RAM_BYTES} B for the sketch > "
+                f"{board.ram_bytes:,} B"] if ram > board.ram_bytes else []
+        over += [f"flash: {facts['weight_bytes']:,} B of weights + ~{SKETCH_FLASH_BYTES // 1024} KB of code > "
+                 f"{board.flash_bytes // 1024} KB"] if flash > board.flash_bytes else []
+        lines.append(f"{board.name}: " + (f"does not fit ({'; '.join(over)}); the sketch will not build for it"
+                                          if over else "fits"))
+    return lines
+
+
 def export_arduino(run: Run, out: Path, command: str, force: bool = False) -> list[Path]:
     """Write an Arduino library folder for the run's model, atomically as a whole: the same C as export-c."""
     out = check_out(out, "export", force, run.folder)
     model = run.int8_model()
     source = str(run.paths.int8_model)
-    ops, io = plan(model)  # refuses ops the C generator does not know, before anything is written
+    c = generate(model, source, command, run.arena_bytes())  # refuses ops the C generator does not know
     ds = run.dataset()
     banner = generated_banner(source, command)
     sketch = resources.files("tinydigits").joinpath("c_templates/arduino_sketch.ino").read_text()
     example = Path("examples") / ARDUINO_EXAMPLE
     with staged_folder(out, "export", command, force) as tmp:
         write_text(tmp / "library.properties", library_properties(source))
-        write_text(tmp / "src" / "tinydigits_model.h", model_header(io, banner))
-        write_text(tmp / "src" / "tinydigits_model.c", model_source(ops, io, banner))
+        for name, text in c.files.items():
+            write_text(tmp / "src" / name, text)
         write_text(tmp / example / f"{ARDUINO_EXAMPLE}.ino", banner + sketch)
         write_text(tmp / example / "test_digit.h", test_digit_header(ds.x_test[0], ds.y_test[0], banner))
     return written_files(out)

@@ -2,6 +2,9 @@
 
 `Recipe()` is the lesson, exactly: Flatten(28x28) -> Dense(20, relu) -> Dense(10, softmax), Adam at
 lr 0.001, sparse categorical cross-entropy, 20 epochs of batch 32, no schedule, no augmentation.
+`conv=(8, 16)` puts the course's next lesson in front of it: each number a convolution block (a 3x3
+Conv2D with that many filters and the activation, then a 2x2 max-pool; or a stride-2 convolution
+with `stride=2`), before the Flatten.
 Every other design tinydigits trains (the lesson's variations, the search's candidates) is the same
 recipe with fields changed. `RECIPES["better"]` is the training that buys accuracy per byte: more
 epochs of larger batches, a one-cycle learning rate, small random distortions of the training
@@ -9,6 +12,7 @@ images and quantization-aware fine-tuning (bench/README.md measures each, and la
 distillation, which did not pay here).
 
     recipe = Recipe().replace(hidden=(64, 32), activation="tanh")
+    cnn = Recipe(conv=(8, 16), hidden=())          # conv 8 -> pool -> conv 16 -> pool -> Dense(10)
     better = Recipe(**RECIPES["better"])
     model = build_model(recipe)            # keras.Sequential, not compiled
 """
@@ -28,10 +32,16 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 ONECYCLE_WARMUP = 0.3      # one-cycle: share of the steps spent warming up from lr / 25 to lr
 MAX_ROTATION = 45.0        # degrees: beyond this a 6 and a 9 trade places; augmentation must keep the label
 MAX_SHIFT = 6.0            # pixels: MNIST digits sit in a 20x20 box inside 28x28
+POOLS = ("max", "avg")
 
 
 @dataclass(frozen=True)
 class Recipe:
+    conv: tuple[int, ...] = ()          # filters per convolution block, before the dense layers; () is the lesson
+    kernel: int = 3                     # convolution kernel side, pixels
+    pool: str = "max"                   # the 2x2 pooling after each convolution: max or avg
+    separable: bool = False             # blocks after the first: depthwise + pointwise (SeparableConv2D)
+    stride: int = 1                     # 2: a stride-2 convolution instead of convolution + pooling
     hidden: tuple[int, ...] = (20,)     # units per hidden layer; () is softmax regression
     activation: str = "relu"            # of the hidden layers; "linear" shows why a non-linearity matters
     loss: str = "crossentropy"          # or "mse" on one-hot targets: "from regression to classification"
@@ -55,6 +65,12 @@ class Recipe:
     def __post_init__(self):
         checks = [
             (all(isinstance(h, int) and h > 0 for h in self.hidden), f"hidden sizes must be positive integers, got {self.hidden}"),
+            (all(isinstance(f, int) and 0 < f <= 512 for f in self.conv), f"conv filters must be integers in 1..512, got {self.conv}"),
+            (isinstance(self.kernel, int) and 1 <= self.kernel <= 7, f"kernel must be 1 to 7 pixels, got {self.kernel}"),
+            (self.pool in POOLS, f"pool {self.pool!r} is not one of {', '.join(POOLS)}"),
+            (self.stride in (1, 2), f"stride must be 1 or 2, got {self.stride}"),
+            (self.input_size >> len(self.conv) >= 1, f"{len(self.conv)} conv blocks halve a {self.input_size}px input "
+                                                      "to nothing; use fewer"),
             (self.activation in ACTIVATIONS, f"activation {self.activation!r} is not one of {', '.join(ACTIVATIONS)}"),
             (self.loss in LOSSES, f"loss {self.loss!r} is not one of {', '.join(LOSSES)}"),
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
@@ -82,13 +98,14 @@ class Recipe:
         unknown = sorted(set(changes) - known)
         if unknown:
             raise TinyDigitsError(f"unknown recipe field {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        if "hidden" in changes:
-            changes["hidden"] = tuple(changes["hidden"])
+        for key in ("hidden", "conv"):
+            if key in changes:
+                changes[key] = tuple(changes[key])
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
+        d["hidden"], d["conv"] = list(self.hidden), list(self.conv)
         return d
 
     @classmethod
@@ -106,10 +123,15 @@ class Recipe:
 
     @property
     def design(self) -> str:
-        """The network alone: `14px-h32-relu-ce`."""
+        """The network alone: `14px-h32-relu-ce`, `c8x16-h20-relu-ce`, `c8x16-k5-avg-sep-s2-hnone-relu-ce`."""
         size = "" if self.input_size == IMAGE_SIZE else f"{self.input_size}px-"
+        conv = ""
+        if self.conv:
+            conv = "c" + "x".join(map(str, self.conv)) + "".join(
+                f"-{part}" for part, on in ((f"k{self.kernel}", self.kernel != 3), ("avg", self.pool == "avg"),
+                                            ("sep", self.separable), ("s2", self.stride == 2)) if on) + "-"
         hidden = "x".join(map(str, self.hidden)) or "none"
-        return f"{size}h{hidden}-{self.activation}-{'ce' if self.loss == 'crossentropy' else 'mse'}"
+        return f"{size}{conv}h{hidden}-{self.activation}-{'ce' if self.loss == 'crossentropy' else 'mse'}"
 
     @property
     def training_tag(self) -> str:
@@ -134,6 +156,20 @@ RECIPES = {
 }
 
 
+def conv_blocks(recipe: Recipe) -> list:
+    """Each entry of recipe.conv as its layers: Conv2D (or SeparableConv2D after the first) and a 2x2 pool,
+    or one stride-2 convolution; 'same' padding, so each block halves the image."""
+    from keras import layers
+
+    blocks = []
+    for i, filters in enumerate(recipe.conv):
+        conv = layers.SeparableConv2D if recipe.separable and i > 0 else layers.Conv2D
+        blocks.append(conv(filters, recipe.kernel, strides=recipe.stride, padding="same", activation=recipe.activation))
+        if recipe.stride == 1:
+            blocks.append(layers.MaxPooling2D(2) if recipe.pool == "max" else layers.AveragePooling2D(2))
+    return blocks
+
+
 def build_model(recipe: Recipe = Recipe()):
     """The network as a literal keras.Sequential; the lesson's default reads as its diagram."""
     import keras
@@ -144,9 +180,12 @@ def build_model(recipe: Recipe = Recipe()):
     downsample = [layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1)),
                   layers.AveragePooling2D(pool)] if pool > 1 else []
     downsample += [layers.Cropping2D(crop)] if crop else []
+    if recipe.conv and not downsample:
+        downsample = [layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1))]        # a convolution needs a channel axis
     return keras.Sequential([
         keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE)),                       # (N, 28, 28) float32 in [0, 1]
         *downsample,                                                       # (N, 28/p, 28/p, 1)
+        *conv_blocks(recipe),                                              # (N, 28/2^k, 28/2^k, filters)
         layers.Flatten(),                                                  # (N, 784) for the lesson
         *[layers.Dense(units, activation=recipe.activation) for units in recipe.hidden],
         layers.Dense(NUM_CLASSES, activation="softmax"),                   # (N, 10) probabilities

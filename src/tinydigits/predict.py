@@ -15,10 +15,14 @@ from .errors import TinyDigitsError
 from .preprocess import is_blank, mnist_like, open_image
 
 
+def model_input(model, images: np.ndarray) -> np.ndarray:
+    """MNIST-like uint8 images -> the model's input: /255, in its shape ((N, 28, 28), (N, 28, 28, 1) or (N, 784))."""
+    return normalize(np.asarray(images)).reshape(-1, *model.input_shape[1:])
+
+
 def predict_digits(model, images: np.ndarray) -> np.ndarray:
     """Softmax probabilities for MNIST-like uint8 images, (N, 28, 28) -> (N, 10)."""
-    images = np.asarray(images).reshape(-1, 28, 28)
-    return np.asarray(model.predict(normalize(images), batch_size=1000, verbose=0), np.float32)
+    return np.asarray(model.predict(model_input(model, images), batch_size=1000, verbose=0), np.float32)
 
 
 def predict_files(model, paths: list, save_preprocessed: Path | None = None) -> list[dict]:

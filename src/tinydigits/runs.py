@@ -126,7 +126,8 @@ class Run:
     def metrics(self) -> dict:
         """metrics.json: test_accuracy, test_loss, params, train_seconds, recipe, dataset, versions."""
         metrics = read_json(self.paths.metrics)
-        for key, kind in (("test_accuracy", (int, float)), ("recipe", dict)):
+        imported = isinstance(metrics.get("imported"), dict)  # `tinydigits import`: no recipe trained it
+        for key, kind in (("test_accuracy", (int, float)), ("recipe", (type(None), dict) if imported else dict)):
             if not isinstance(metrics.get(key), kind):
                 raise TinyDigitsError(f"{self.paths.metrics}: no valid {key!r}")
         dataset = metrics.get("dataset")
@@ -145,18 +146,32 @@ class Run:
         return history
 
     @cached_property
-    def recipe(self) -> Recipe:
+    def recipe(self) -> Recipe | None:
+        """The recipe that trained the model; None for a model brought in by `tinydigits import`."""
+        if self.metrics.get("recipe") is None:
+            return None
         try:
             return Recipe.from_dict(self.metrics["recipe"])
         except (TinyDigitsError, TypeError) as e:
             raise TinyDigitsError(f"{self.paths.metrics}: bad recipe ({e})") from None
 
+    @property
+    def imported(self) -> dict | None:
+        """Where an imported model came from ({"from", "format", "name", ...}), or None for a trained one."""
+        return self.metrics.get("imported")
+
+    @property
+    def name(self) -> str:
+        """The design, `h20-relu-ce`, or `imported:<model name>`."""
+        return self.recipe.name if self.recipe is not None else f"imported:{self.imported.get('name', '?')}"
+
     def dataset(self, allow_download: bool = True):
-        """The dataset the run was trained on: by name, or the folder given with --data-dir."""
+        """The dataset the run was trained (or scored) on: by name, or the folder given with --data-dir."""
         recorded = self.metrics.get("dataset") or {}
         if recorded.get("data_dir"):
             return load_dataset(recorded.get("name", "custom"), data_dir=Path(recorded["data_dir"]))
-        return load_dataset(self.recipe.dataset, allow_download=allow_download)
+        name = self.recipe.dataset if self.recipe is not None else recorded.get("name", "mnist")
+        return load_dataset(name, allow_download=allow_download)
 
     # ------------------------------------------------------------------ what convert wrote
     @property
@@ -202,7 +217,7 @@ class Run:
     # ------------------------------------------------------------------ showing it
     def _summary(self) -> str:
         try:
-            facts = f"{self.recipe.name}, test accuracy {self.metrics['test_accuracy']:.4f}"
+            facts = f"{self.name}, test accuracy {self.metrics['test_accuracy']:.4f}"
         except TinyDigitsError as e:
             facts = f"unreadable: {e}"
         return facts + (", converted" if self.converted else "")

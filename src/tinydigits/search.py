@@ -79,7 +79,8 @@ def training_of(recipe: Recipe) -> dict:
 def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0) -> tuple[dict, object, bytes]:
     """Train, convert, generate C, build for Cortex-M4, run in QEMU: the candidate's row, model and int8 bytes."""
     from .codegen import write_standalone
-    from .convert import LiteRT, calibration_images, to_tflite
+    from .convert import calibration_images, to_tflite
+    from .runtimes import LiteRT
     from .targets import arm, find
     from .train import split_train, train
 

@@ -91,7 +91,8 @@ class Models:
     """The float and int8 LiteRT interpreters of one run, behind a lock (interpreters are not thread-safe)."""
 
     def __init__(self, run: Run):
-        from .convert import LiteRT, to_tflite
+        from .convert import to_tflite
+        from .runtimes import LiteRT
 
         self.run = run
         self.engines = {"float": LiteRT(to_tflite(run.model()))}

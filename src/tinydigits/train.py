@@ -125,17 +125,33 @@ def distillation_loss(student, teacher, temperature: float = DISTILL_TEMPERATURE
     return temperature ** 2 * jnp.sum(jnp.exp(log_t) * (log_t - log_s), axis=-1)
 
 
-def fake_quantize(kernel):
-    """A Dense kernel (in, out) rounded to int8 per output channel, symmetric, as the converter stores it.
+def fake_quantize(kernel, axes: tuple[int, ...] = (0,)):
+    """A kernel rounded to int8 per output channel, symmetric, as the converter stores it: the scale of
+    each channel is its largest |weight| / 127 over `axes` (Dense (in, out): (0,); Conv2D (kh, kw, in,
+    out): (0, 1, 2); a depthwise kernel (kh, kw, in, multiplier): (0, 1), each of in x multiplier its own).
 
     Forward: the int8 values (times their scale); backward: the identity (straight-through estimator).
     """
     import jax
     import jax.numpy as jnp
 
-    scale = jnp.maximum(jnp.max(jnp.abs(kernel), axis=0, keepdims=True), 1e-12) / 127
+    scale = jnp.maximum(jnp.max(jnp.abs(kernel), axis=axes, keepdims=True), 1e-12) / 127
     rounded = jnp.clip(jnp.round(kernel / scale), -127, 127) * scale
     return kernel + jax.lax.stop_gradient(rounded - kernel)
+
+
+def quantized_axes(model) -> list[tuple[int, ...] | None]:
+    """For each of model.trainable_variables, the axes its int8 scale is taken over (None: a bias, not quantized
+    to int8)."""
+    axes = {}
+    for layer in model._flatten_layers(include_self=False):
+        for v in layer.trainable_weights:
+            name = v.path.split("/")[-1]
+            if len(v.shape) < 2 or id(v) in axes:
+                continue
+            depthwise = name == "depthwise_kernel" or type(layer).__name__ == "DepthwiseConv2D"
+            axes[id(v)] = (0, 1) if depthwise else tuple(range(len(v.shape) - 1))
+    return [axes.get(id(v)) for v in model.trainable_variables]
 
 
 def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int = 1) -> dict:
@@ -159,6 +175,7 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
     # Parameters and Adam's moments travel flat, (784 * 20,) not (784, 20): XLA's CPU loops vectorize
     # a long row, not 784 rows of 20, and the update's elementwise work runs about 7x faster.
     shapes = [tuple(v.shape) for v in model.trainable_variables]
+    axes = quantized_axes(model)  # per variable: the axes of its int8 scale, None for a bias
     flat = [keras.Variable(jnp.ravel(v.value), name=v.name) for v in model.trainable_variables]
     optimizer = make_optimizer(recipe, steps_per_epoch)
     optimizer.build(flat)
@@ -180,7 +197,7 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
         def objective(trainable):
             trainable = [v.reshape(shape) for v, shape in zip(trainable, shapes)]
             if quantized:
-                trainable = [fake_quantize(v) if v.ndim == 2 else v for v in trainable]
+                trainable = [v if a is None else fake_quantize(v, a) for v, a in zip(trainable, axes)]
             probs, _ = model.stateless_call(trainable, non_trainable, images, training=True)
             loss = task_loss(recipe, labels, probs, recipe.label_smoothing)
             if teacher_vars is not None:

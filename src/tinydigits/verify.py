@@ -5,53 +5,27 @@ on the chip). For each: size, test accuracy, agreement of the predicted digit wi
 per image, and for TFLM the minimum tensor arena. Also the test images whose digit flips
 between float and int8.
 
-    report = convert_run(Run("runs/lesson"))   # adds model_*.tflite, deploy.json, flips.png
+    report = compare_forms(model, float_bytes, int8_bytes, ds.x_test, ds.y_test)   # what deploy.json holds
 """
 from __future__ import annotations
 
 
 import numpy as np
 
-from .artifacts import preflight, save_figure, staged_folder, write_bytes, write_json
-from .codegen import op_names
-from .convert import CALIBRATION_IMAGES, TFLM, LiteRT, calibration_images, latency_us, to_tflite
-from .data import normalize
-from .runs import RUN_FILES, Run
-
-
-def convert_run(run: Run, calibration: int = CALIBRATION_IMAGES, tflm: bool = True, command: str = "") -> dict:
-    """Convert a run's model.keras to both .tflite forms, score every form; add the four files as one set."""
-    from .plots import image_gallery
-
-    preflight(run.folder, resume="run")
-    ds = run.dataset()
-    model = run.model()
-    float_bytes = to_tflite(model)
-    int8_bytes = to_tflite(model, calibration_images(ds.x_train, calibration))
-    report = compare_forms(model, float_bytes, int8_bytes, ds.x_test, ds.y_test, tflm=tflm)
-    report["calibration_images"] = calibration
-    flips = report["flips"]
-    figure = image_gallery(ds.x_test[[f["index"] for f in flips[:32]]],
-                           [f"#{f['index']}: {f['float']}->{f['int8']} (true {f['label']})" for f in flips[:32]],
-                           f"{len(flips)} test images whose digit flips from float to int8")
-    with staged_folder(run.folder, "run", command, update=True) as tmp:
-        write_bytes(tmp / RUN_FILES.float_model, float_bytes)
-        write_bytes(tmp / RUN_FILES.int8_model, int8_bytes)
-        save_figure(figure, tmp / RUN_FILES.flips)
-        write_json(tmp / RUN_FILES.deploy, report)
-    run.refresh()  # export-c after convert in one notebook must see the new model_int8.tflite
-    return report
+from .predict import model_input, predict_digits
+from .runtimes import TFLM, LiteRT, latency_us
+from .tflite import read
 
 
 def compare_forms(model, float_bytes: bytes, int8_bytes: bytes, x: np.ndarray, y: np.ndarray, tflm: bool = True) -> dict:
-    keras_probs = np.asarray(model.predict(normalize(x), batch_size=1000, verbose=0))
+    keras_probs = predict_digits(model, x)
     reference = keras_probs.argmax(axis=1)
     lite_float, lite_int8 = LiteRT(float_bytes), LiteRT(int8_bytes)
     int8_q = lite_int8.run(lite_int8.prepare(x))
     int8_probs = lite_int8.output_q.dequantize(int8_q)
     forms = [
         _form("Keras float32", None, keras_probs, y, reference,
-              latency_us(lambda im: model.predict_on_batch(normalize(im)), x)),
+              latency_us(lambda im: model.predict_on_batch(model_input(model, im)), x)),
         _form("LiteRT float32", len(float_bytes), lite_float.predict(x), y, reference,
               latency_us(lite_float.predict, x)),
         _form("LiteRT int8", len(int8_bytes), int8_probs, y, reference, latency_us(lite_int8.predict, x)),
@@ -68,7 +42,7 @@ def compare_forms(model, float_bytes: bytes, int8_bytes: bytes, x: np.ndarray, y
     flips = [{"index": int(i), "label": int(y[i]), "float": int(reference[i]), "int8": int(int8_digits[i])}
              for i in np.flatnonzero(int8_digits != reference)]
     return {"forms": forms, "quantization": quantization_facts(lite_int8), "flips": flips,
-            "ops": op_names(int8_bytes)}
+            "ops": [node.op for node in read(int8_bytes).nodes]}
 
 
 def _form(name, size, probs, y, reference, latency) -> dict:

@@ -21,8 +21,8 @@ from importlib import resources
 from pathlib import Path
 
 from .artifacts import check_out, staged_folder, write_bytes, write_json, written_files
-from .codegen import plan, write_standalone
-from .convert import TFLM, LiteRT
+from .codegen import generate, write_standalone
+from .runtimes import TFLM, LiteRT
 from .errors import TinyDigitsError
 from .evaluate import confident_mistakes
 from .runs import Run
@@ -38,18 +38,21 @@ def model_facts(run: Run, int8: bytes | None) -> dict:
     model = run.model()
     layers = [{"type": type(layer).__name__, "units": getattr(layer, "units", None),
                "activation": getattr(getattr(layer, "activation", None), "__name__", None)} for layer in model.layers]
-    return {"name": run.recipe.name, "layers": layers, "params": int(model.count_params()),
+    return {"name": run.name, "layers": layers, "params": int(model.count_params()),
             "test_accuracy": run.metrics.get("test_accuracy"), "int8_bytes": len(int8) if int8 else None,
-            "recipe": run.recipe.to_dict(), "models": ["float"] + (["int8"] if int8 else [])}
+            "recipe": run.recipe.to_dict() if run.recipe else None, "imported": run.imported, "models": ["float"] + (["int8"] if int8 else [])}
 
 
 def wasm_facts(int8: bytes) -> dict:
-    """What the page needs to feed tinydigits.wasm: buffer sizes, input and output scale and zero point."""
-    _, io = plan(int8)
-    (in_s, in_z), (out_s, out_z) = io["input"], io["output"]
-    return {"file": WASM_FILE, "input_size": io["input_size"], "output_size": io["output_size"],
-            "input_scale": float(in_s[0]), "input_zero_point": int(in_z[0]),
-            "output_scale": float(out_s[0]), "output_zero_point": int(out_z[0])}
+    """What the page needs to feed tinydigits.wasm (buffer sizes, input and output scale and zero point), and
+    the int8 model's ops as the C generator's table counts them (shapes, MACs, weight bytes, the arena)."""
+    facts = generate(int8, "model_int8.tflite", "tinydigits export-web").facts
+    io = {"input": facts["input"], "output": facts["output"]}
+    return {"file": WASM_FILE, "input_size": io["input"]["size"], "output_size": io["output"]["size"],
+            "input_scale": io["input"]["scale"], "input_zero_point": io["input"]["zero_point"],
+            "output_scale": io["output"]["scale"], "output_zero_point": io["output"]["zero_point"],
+            "ops": facts["ops"], "macs": facts["macs"], "weight_bytes": facts["weight_bytes"],
+            "arena_bytes": facts["arena_bytes"]}
 
 
 def page_facts(run: Run, int8: bytes | None, has_wasm: bool, api: bool, explore: bool) -> dict:

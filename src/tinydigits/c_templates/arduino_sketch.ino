@@ -15,11 +15,16 @@
 
 #include "test_digit.h"
 
+/* The model's activations (its arena, input and output included) live in RAM; on an AVR say so at
+   compile time when they cannot fit beside the sketch, rather than fail at run time. */
+#if defined(RAMEND) && defined(RAMSTART) && (TINYDIGITS_ARENA_BYTES + 512 > RAMEND - RAMSTART + 1)
+#error "tinydigits: this model's activations (TINYDIGITS_ARENA_BYTES in tinydigits_model.h) do not fit this board's RAM; pick a smaller model (tinydigits boards shows what fits)"
+#endif
+
 static const unsigned long BAUD = 115200;
 static const unsigned long RESYNC_MS = 1000;
 
-static int8_t input[TINYDIGITS_INPUT_SIZE];
-static int8_t output[TINYDIGITS_OUTPUT_SIZE];
+static int8_t *input;  /* the model's own input buffer (its zero-copy API): no copy, no RAM of ours */
 static int received = 0;
 static unsigned long last_byte_ms = 0;
 
@@ -30,7 +35,8 @@ static int8_t quantize(uint8_t pixel) {
 }
 
 static void classify_and_print(void) {
-  int digit = tinydigits_predict(input, output);
+  int digit = tinydigits_invoke();
+  const int8_t *output = tinydigits_output();
   Serial.print("digit ");
   Serial.print(digit);
   Serial.print(" probabilities");
@@ -44,6 +50,7 @@ static void classify_and_print(void) {
 void setup() {
   Serial.begin(BAUD);
   while (!Serial) {}  /* boards with native USB wait for the port to open */
+  input = tinydigits_input();
   for (int i = 0; i < TINYDIGITS_INPUT_SIZE; ++i) input[i] = quantize(pgm_read_byte(&test_digit[i]));
   Serial.print("test digit (a ");
   Serial.print(TEST_DIGIT_LABEL);

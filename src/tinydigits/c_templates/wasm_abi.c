@@ -7,9 +7,7 @@
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 
-static int8_t input[TINYDIGITS_INPUT_SIZE];
-static int8_t output[TINYDIGITS_OUTPUT_SIZE];
-
-EXPORT(tinydigits_input) int8_t *tinydigits_input(void) { return input; }
-EXPORT(tinydigits_output) int8_t *tinydigits_output(void) { return output; }
-EXPORT(tinydigits_run) int tinydigits_run(void) { return tinydigits_predict(input, output); }
+/* The model's own zero-copy API, exported under the names the page calls. */
+EXPORT(tinydigits_input) int8_t *wasm_input(void) { return tinydigits_input(); }
+EXPORT(tinydigits_output) const int8_t *wasm_output(void) { return tinydigits_output(); }
+EXPORT(tinydigits_run) int wasm_run(void) { return tinydigits_invoke(); }

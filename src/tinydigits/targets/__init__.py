@@ -26,6 +26,7 @@ from pathlib import Path
 from ..errors import TinyDigitsError
 
 KB = 1024
+TOO_BIG = ("overflowed", "will not fit", "is not within region")  # what ld says when a section exceeds the memory
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class Firmware:
     elf: Path | None          # None when the model does not link for this board (too big)
     model_sections: dict      # section name -> bytes, of the model's own object file
     flash_bytes: int          # the model in flash: code + constant tables + initial values of .data
-    static_ram_bytes: int     # the model in RAM before any call: .data + .bss (+ .rodata where it is copied)
+    static_ram_bytes: int     # the model in RAM before any call: .data + .bss (its arena) (+ .rodata where it is copied)
     firmware_sections: dict   # the whole test firmware's ELF: section name -> bytes
     input_size: int           # int8 values in, out of one inference (TINYDIGITS_INPUT_SIZE, _OUTPUT_SIZE)
     output_size: int
@@ -110,7 +111,7 @@ def build_firmware(board: Board, c_dir: Path, work: Path, optimization: str | No
         run_tool([f"{tools}objcopy", *image[1], elf.name, f"firmware{suffix}.{image[0]}"], work)
         whole = section_sizes(f"{tools}size", elf)
     except TinyDigitsError as e:
-        if "overflowed" not in str(e) and "will not fit" not in str(e):
+        if not any(why in str(e) for why in TOO_BIG):
             raise
         elf, link_error = None, str(e)  # too big for the (emulated) memory: the sizes still count
     return Firmware(board, work, elf, model, bytes_in(model, flash_sections), bytes_in(model, ram_sections), whole,
@@ -132,9 +133,11 @@ def family(board: Board):
 
 
 def io_sizes(c_dir: Path) -> tuple[int, int]:
-    """TINYDIGITS_INPUT_SIZE and TINYDIGITS_OUTPUT_SIZE from the generated header in `c_dir`."""
-    header = (Path(c_dir) / "tinydigits_model.h").read_text()
-    return tuple(int(re.search(rf"#define TINYDIGITS_{name}_SIZE (\d+)", header).group(1)) for name in ("INPUT", "OUTPUT"))
+    """The int8 values in and out of one inference, from the generated C's facts sidecar."""
+    from ..codegen import read_facts
+
+    facts = read_facts(c_dir)
+    return facts["input"]["size"], facts["output"]["size"]
 
 
 def missing_packages(tools: dict[str, str], headers: dict[str, str] | None = None) -> dict[str, str]:
@@ -162,7 +165,8 @@ def run_tool(cmd: list[str], cwd: Path, timeout: float = 120) -> str:
         raise TinyDigitsError(f"{name} not found") from None
     if proc.returncode != 0:
         lines = [line for line in (proc.stderr + "\n" + proc.stdout).splitlines() if line.strip()]
-        why = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
+        why = next((line for line in lines if any(phrase in line for phrase in TOO_BIG)),
+                   next((line for line in lines if "error" in line.lower()), lines[-1] if lines else ""))
         why = re.sub(r"[^\s:'\"`‘’]*/([^\s/:'\"`‘’]+)", r"\1", why)  # file names without their (temporary) folders
         raise TinyDigitsError(f"{name} failed (exit status {proc.returncode})" + (f": {why.strip()[:200]}" if why else ""))
     return proc.stdout
