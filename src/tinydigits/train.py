@@ -40,6 +40,7 @@ from .runs import RUN_FILES, Run
 
 DISTILL_TEMPERATURE = 4.0  # softens teacher and student outputs so the teacher's near-misses teach (Hinton et al.)
 PROBABILITY_FLOOR = 1e-7   # as Keras' cross-entropy: log(p) of a probability clipped to [1e-7, 1]
+UNROLLED_STEPS = 4         # a conv model's batches per compiled call, at most (unrolled; see fit's chunked_epoch)
 
 
 @dataclass
@@ -220,11 +221,15 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
             out["val_crossentropy"] = task_loss(ce, labels, probs).mean()
         return out
 
+    def epoch_keys(seed, number):
+        """Per-batch augmentation keys of one epoch (zeros when nothing is augmented)."""
+        return (jax.random.split(jax.random.fold_in(jax.random.key(seed), number), steps_per_epoch) if recipe.augmented
+                else jnp.zeros(steps_per_epoch))
+
     @partial(jax.jit, static_argnames="quantized", donate_argnums=0)
-    def epoch(state, images, labels, seed, number, teacher_vars, val, quantized):
+    def scanned_epoch(state, images, labels, seed, number, teacher_vars, val, quantized):
         """One epoch, all in one compiled call: every batch of the shuffled images, then validation scores."""
-        keys = (jax.random.split(jax.random.fold_in(jax.random.key(seed), number), steps_per_epoch) if recipe.augmented
-                else jnp.zeros(steps_per_epoch))  # per-batch augmentation keys
+        keys = epoch_keys(seed, number)
         body = lambda s, xs: step(s, *xs, teacher_vars, quantized)  # noqa: E731
         batches = (images[:full * batch].reshape(full, batch, *images.shape[1:]), labels[:full * batch].reshape(full, batch))
         state, sums = jax.lax.scan(body, state, (*batches, keys[:full]))
@@ -233,6 +238,36 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
             state, tail_sums = step(state, images[full * batch:], labels[full * batch:], keys[-1], teacher_vars, quantized)
             sums = jax.tree.map(jnp.add, sums, tail_sums)
         return state, sums, scores(state, *val)
+
+    @partial(jax.jit, static_argnames="quantized", donate_argnums=0)
+    def unrolled_steps(state, images, labels, keys, teacher_vars, quantized):
+        """A few batches in one compiled call, as straight-line code: (state, summed scores)."""
+        total = None
+        for i in range(len(labels)):  # unrolled when traced: the compiled program has no loop
+            state, sums = step(state, images[i], labels[i], keys[i], teacher_vars, quantized)
+            total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+        return state, total
+
+    def chunked_epoch(state, images, labels, seed, number, teacher_vars, val, quantized):
+        """One epoch as UNROLLED_STEPS batches per compiled call: XLA's CPU backend runs a convolution
+        inside a loop (lax.scan) several times slower than in straight-line code (bench/README.md)."""
+        keys = epoch_keys(seed, number)
+        batches = (images[:full * batch].reshape(full, batch, *images.shape[1:]), labels[:full * batch].reshape(full, batch))
+        per_call = max(k for k in range(1, UNROLLED_STEPS + 1) if full % k == 0)  # one program for every call
+        total = None
+        for first in range(0, full, per_call):
+            state, sums = unrolled_steps(state, batches[0][first:first + per_call], batches[1][first:first + per_call],
+                                         keys[first:first + per_call], teacher_vars, quantized)
+            total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+        if tail:  # the last, smaller batch
+            state, sums = unrolled_steps(state, images[None, full * batch:], labels[None, full * batch:], keys[-1:],
+                                         teacher_vars, quantized)
+            total = jax.tree.map(jnp.add, total, sums) if total is not None else sums
+        return state, total, jitted_scores(state, *val)
+
+    jitted_scores = jax.jit(scores)
+    convolutional = any("Conv" in type(layer).__name__ for layer in model._flatten_layers(include_self=False))
+    epoch = chunked_epoch if convolutional else scanned_epoch
 
     history = {}
     shuffle = np.random.default_rng(recipe.seed)  # the order of the images, a new one each epoch
