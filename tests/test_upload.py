@@ -132,7 +132,7 @@ def test_a_board_that_does_not_answer_is_one_line(tmp_path):
         with pytest.raises(TinyDigitsError, match=rf"^{other}: the board does not answer: no reply from its "
                                                   r"bootloader .* \(avrdude: attempt 10 of 10: not in sync: resp=0x30\)$"):
             flash(hex_file, avrdude_settings(find("uno")), other)
-        with pytest.raises(TinyDigitsError, match=rf"^{other}: the board sent no its ready line .* within 0.5 s"):
+        with pytest.raises(TinyDigitsError, match=rf"^{other}: the board sent no ready line .* within 0.5 s"):
             BoardLink(other, ready_timeout=0.5)
     finally:
         stop.set()
@@ -157,7 +157,8 @@ def test_a_missing_port_is_one_line_and_writes_nothing(converted_run, capsys, mo
                                         "10c4:ea60, 1a86:7523, 2341:0001, 2341:0043") and err.endswith("ports here: none\n")
     code = main(["upload", converted_run, "--board", "pico", "--port", "/dev/null"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: pico: upload flashes the Arduino boards with a serial bootloader")
+    assert code == 2 and err.startswith("error: pico: upload flashes the Arduino boards over their serial bootloader (uno, mega2560), "
+                                        "not the Raspberry Pi Pico: build the C of `tinydigits export-c`")
     assert tree(converted_run) == before
 
 

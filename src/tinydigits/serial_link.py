@@ -84,7 +84,7 @@ class BoardLink:
             self.serial = serial.serial_for_url(self.port, baud, timeout=0.05)
         except (serial.SerialException, OSError) as e:
             raise TinyDigitsError(f"{self.port}: cannot be opened ({why(e)})") from None
-        self.ready = self.read_line(ready_timeout, "its ready line (the sketch's built-in test digit)")
+        self.ready = self.read_line(ready_timeout, "ready line (the sketch's built-in test digit)")
 
     def __enter__(self):
         return self
@@ -102,7 +102,7 @@ class BoardLink:
             if time.monotonic() > deadline:
                 said = f"; it sent {data[:60]!r}" if data else ""
                 raise TinyDigitsError(f"{self.port}: the board sent no {what} within {timeout:g} s{said} (is the "
-                                      f"ClassifySerial sketch on it? `tinydigits upload RUN --port {self.port}`)")
+                                      f"ClassifySerial sketch on it? `tinydigits upload RUN --board uno --port {self.port}`)")
             data += self.serial.read_until(b"\n")
         return data.decode("ascii", "replace").strip()
 

@@ -62,8 +62,9 @@ class Avrdude:
 
 def avrdude_settings(board: Board) -> Avrdude:
     if not board.fqbn or board.toolchain != "avr":
-        raise TinyDigitsError(f"{board.key}: upload flashes the Arduino boards with a serial bootloader "
-                              f"(uno, mega2560); {board.name} is not one")
+        raise TinyDigitsError(f"{board.key}: upload flashes the Arduino boards over their serial bootloader (uno, "
+                              f"mega2560), not the {board.name}: build the C of `tinydigits export-c` with its "
+                              "vendor's SDK (README: On a real board)")
     p = arduino.board_properties(board.fqbn)
     ids = tuple((int(p[f"vid.{i}"], 16), int(p[f"pid.{i}"], 16)) for i in range(10) if f"vid.{i}" in p and f"pid.{i}" in p)
     return Avrdude(p["build.mcu"], p["upload.protocol"], int(p["upload.speed"]), int(p["upload.maximum_size"]), ids)
