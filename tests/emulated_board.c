@@ -10,8 +10,9 @@
  * - Opening the port resets the chip as an external reset (EXTRF), as the Uno's auto-reset does when
  *   DTR drops: a pty has no DTR line, so the reset follows the open itself.
  * - Bytes from the port reach the chip's UART one per byte time at the baud rate the chip has set
- *   (UBRR0, U2X0), from a queue without limit; a host port set to another baud rate delivers nothing,
- *   as the framing errors of a real wire would. What the chip sends goes to the port while it is open.
+ *   (UBRR0, U2X0), from a queue without limit. What the chip sends goes to the port while it is open.
+ *   A host port set to another baud rate (5% off or more) carries nothing either way, where a real
+ *   wire would carry framing errors.
  * - The emulated clock never runs ahead of the wall clock, so the bootloader's watchdog time-out is
  *   one second and not a fraction of one (simavr alone runs several times faster than real time).
  * simavr's packaged uart_pty part is not used: it drops bytes past its 512-byte buffer, and the UART's
@@ -88,12 +89,6 @@ static uint32_t load_hex(avr_t *avr, const char *path) {
     return lowest;
 }
 
-static void on_output(avr_irq_t *irq, uint32_t value, void *param) {
-    (void)irq; (void)param;
-    uint8_t byte = (uint8_t)value;
-    if (port.open && write(port.fd, &byte, 1) < 0 && errno != EAGAIN && errno != EIO) fail("cannot write to the pty");
-}
-
 static void on_xon(avr_irq_t *irq, uint32_t value, void *param) { (void)irq; (void)value; (void)param; port.full = 0; }
 static void on_xoff(avr_irq_t *irq, uint32_t value, void *param) { (void)irq; (void)value; (void)param; port.full = 1; }
 
@@ -113,6 +108,13 @@ static int same_baud(avr_t *avr) {
     for (size_t i = 0; i < sizeof rates / sizeof rates[0]; ++i)
         if (rates[i].code == code) return rates[i].baud > chip * 0.95 && rates[i].baud < chip * 1.05;
     return 0;
+}
+
+static void on_output(avr_irq_t *irq, uint32_t value, void *param) {
+    (void)irq;
+    uint8_t byte = (uint8_t)value;
+    if (!port.open || !same_baud((avr_t *)param)) return;
+    if (write(port.fd, &byte, 1) < 0 && errno != EAGAIN && errno != EIO) fail("cannot write to the pty");
 }
 
 static void read_port(void) {
@@ -182,7 +184,7 @@ int main(int argc, char **argv) {
     uint32_t flags = 0;  /* no polling sleep, no console echo */
     avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
     port.input = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
-    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT), on_output, NULL);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT), on_output, avr);
     avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON), on_xon, NULL);
     avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF), on_xoff, NULL);
     open_pty(argv[4]);

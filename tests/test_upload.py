@@ -109,6 +109,8 @@ def test_upload_then_send_through_the_bootloader(emulated_uno, converted_run, mn
     assert sum(r["board_digit"] == mnist.y_test[i] for i, r in enumerate(results[:8])) >= 7
     assert all(r["board_printed"] == r["host_printed"] for r in results)  # the sketch's float printing, reproduced
     assert len({tuple(r["board_outputs"]) for r in results}) > 5  # not one answer for everything
+    with pytest.raises(TinyDigitsError, match="the board sent no ready line"):  # the emulated wire has a baud rate
+        BoardLink(emulated_uno, baud=57600, ready_timeout=3)
 
 
 def echo(master: int, stop: threading.Event) -> None:
