@@ -3,7 +3,7 @@
 #   ./setup.sh            # apt packages (needs root or sudo) + .venv with tinydigits and its test tools
 set -euo pipefail
 cd "$(dirname "$0")"
-APT_PACKAGES="gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-avr binutils-avr avr-libc simavr libsimavr-dev arduino-builder arduino-core-avr clang lld chromium dataset-fashion-mnist wrk"
+APT_PACKAGES="gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc gcc-avr binutils-avr avr-libc simavr libsimavr-dev avrdude arduino-builder arduino-core-avr clang lld chromium dataset-fashion-mnist wrk"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then

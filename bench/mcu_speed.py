@@ -3,7 +3,7 @@
 For one board per core, the run's standalone C is built twice with the board's own flags: as
 generated (the core's fast kernels: Cortex-M DSP intrinsics, Cortex-M0 or AVR assembly) and with
 -DTINYDIGITS_NAIVE_KERNELS=1 (the portable reference C), and both run in the emulator on the same
-test images in the same run. Printed per build: instructions (Cortex-M, QEMU) or cycles (AVR,
+test images in the same run. Printed per build: instructions (Cortex-M and RISC-V, QEMU) or cycles (AVR,
 simavr, cycle-exact) per inference and per multiply-accumulate of the whole inference (softmax
 included), the model's flash (code + weights), and how many outputs equal the host build's.
 
@@ -20,7 +20,8 @@ from tinydigits.codegen import plan
 from tinydigits.runs import Run
 from tinydigits.targets import family, find
 
-BOARDS = ("microbit", "nano33ble", "stm32f746", "nrf5340", "uno")  # Cortex-M0, M4, M7, M33 and AVR
+# Cortex-M0, M4, M7, M33, AVR; RV32IMC, RV32IMAC + Zba/Zbb/Zbs, RV32EC (these three: no fast kernels yet)
+BOARDS = ("microbit", "nano33ble", "stm32f746", "nrf5340", "uno", "esp32c3", "pico2-riscv", "ch32v003")
 NAIVE = "-DTINYDIGITS_NAIVE_KERNELS=1"
 
 

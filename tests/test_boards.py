@@ -20,7 +20,7 @@ from tinydigits.errors import TinyDigitsError
 from tinydigits.targets import BOARDS, family, find, missing_packages, run_tool
 from tinydigits.mcu import run_on_mcu
 from tinydigits.runs import Run
-from tinydigits.targets import arduino, arm, avr
+from tinydigits.targets import arduino, arm, avr, qemu, riscv
 from tinydigits.targets.host import compile_host, run_batch
 
 TEST_IMAGES, RANDOM_INPUTS = 100, 100
@@ -190,24 +190,26 @@ def test_boards_and_mcu_keep_each_others_builds(tiny_int8_run, monkeypatch):
 
 @pytest.mark.parametrize("figures, outputs, message", [
     (None, b"\x00" * 10, "did not write figures.bin"),
-    (np.array([1, 100, 10, 50, 64], np.uint32), None, "did not write outputs.bin"),
-    (np.array([1, 100, 10], np.uint32), b"\x00" * 10, r"reported 3 figures, expected 5 \(images, ticks, calibration_ticks"),
-    (np.array([1, 100, 0, 50, 64], np.uint32), b"\x00" * 10, "calibration loop counted no SysTick ticks"),
+    (np.array([1, 100, 10, 50, 64], np.uint64), None, "did not write outputs.bin"),
+    (np.array([1, 100, 10], np.uint64), b"\x00" * 10, r"reported 3 figures, expected 5 \(images, ticks, calibration_ticks"),
+    (np.array([1, 100, 10, 50, 64], np.uint32), b"\x00" * 10, "reported 2 figures"),  # 32-bit figures: the old firmware
+    (np.array([1, 100, 0, 50, 64], np.uint64), b"\x00" * 10, "calibration loop counted no SysTick ticks"),
 ])
-def test_arm_results_a_firmware_got_wrong_are_one_line(figures, outputs, message, tmp_path):
+def test_qemu_results_a_firmware_got_wrong_are_one_line(figures, outputs, message, tmp_path):
     if figures is not None:
         figures.tofile(tmp_path / "figures.bin")
     if outputs is not None:
         (tmp_path / "outputs.bin").write_bytes(outputs)
     with pytest.raises(TinyDigitsError, match=message):
-        arm.read_results(tmp_path, "test board")
+        qemu.read_results(tmp_path, "test board", "SysTick")
 
 
-def test_arm_results_are_read_by_name(tmp_path):
-    np.array([2, 300, 10, 50, 64], np.uint32).tofile(tmp_path / "figures.bin")
+def test_qemu_results_are_read_by_name(tmp_path):
+    np.array([2, 5_000_000_000, 10, 50, 64], np.uint64).tofile(tmp_path / "figures.bin")  # past 32 bits: a slow chip
     (tmp_path / "outputs.bin").write_bytes(bytes(range(20)))
-    figures, outputs = arm.read_results(tmp_path, "test board")
-    assert figures == {"images": 2, "ticks": 300, "calibration_ticks": 10, "calibration_instructions": 50, "stack_bytes": 64}
+    figures, outputs = qemu.read_results(tmp_path, "test board", "instret")
+    assert figures == {"images": 2, "ticks": 5_000_000_000, "calibration_ticks": 10, "calibration_instructions": 50,
+                       "stack_bytes": 64}
     assert outputs.dtype == np.int8 and outputs.tolist() == list(range(20))
 
 

@@ -103,7 +103,9 @@ def test_deploy_notebook_runs_every_step(tmp_path):
     assert any("<b>Run</b>" in o["data"]["text/html"] for o in outputs_of(nb, "text/html"))  # the run's summary
     assert "TFLM int8" in text and "C vs TFLM: 1000 of 1000 images byte-identical" in text
     boards = json.loads((run / RUN_FILES.boards).read_text())["boards"]
-    assert len(boards) == len(BOARDS) and all(b["status"] == "PASS" and b["matches_host"] == FEW_EPOCHS["CHIP_IMAGES"] for b in boards)
+    assert len(boards) == len(BOARDS) and all(b["matches_host"] == FEW_EPOCHS["CHIP_IMAGES"] for b in boards)
+    # every board holds the lesson's model but the CH32V003, whose 16 KB of flash its 15,880 B of weights overflow
+    assert {b["key"]: b["status"] for b in boards if b["status"] != "PASS"} == {"ch32v003": "FAIL"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,7 +1,7 @@
 """The int8 model on the boards people own: built with each board's toolchain, run in its emulator.
 
 For each board (targets.BOARDS) the run's standalone C is compiled with the board's own compiler
-and flags, linked into a small test firmware, and run in simavr (AVR) or QEMU (Cortex-M) on N test
+and flags, linked into a small test firmware, and run in simavr (AVR) or QEMU (Cortex-M, RISC-V) on N test
 images. Each row says how much flash and RAM the model takes on that chip, whether it fits, how
 long an inference takes, and whether its outputs are byte-identical to the host build's.
 
@@ -24,7 +24,7 @@ from .runtimes import LiteRT
 from .errors import TinyDigitsError
 from .runs import RUN_FILES, Run
 from .targets import BOARDS, Board, family, find
-from .targets import arm
+from .targets import qemu
 from .targets.host import compile_host, run_batch
 
 DEFAULT_IMAGES = 100
@@ -34,6 +34,9 @@ HOW = {
     "arm": "instructions counted with SysTick under qemu -icount; QEMU does not model the pipeline, so time is "
            "a lower bound: instructions / clock (/ 2 on the dual-issue Cortex-M7); "
            "stack: RAM painted before an inference, then searched for the deepest byte it changed",
+    "riscv": "instructions counted by the instret CSR under qemu -icount; QEMU does not model the pipeline or flash "
+             "wait states, so time is a lower bound: instructions / clock; the CH32V003's RV32EC runs on QEMU's rv32 "
+             "CPU with E on and I, M off (no RV32E model); stack: painted, as on Cortex-M",
 }
 
 
@@ -105,7 +108,7 @@ def measure(board: Board, c_dir: Path, inputs, host_outputs, fresh) -> dict:
     if "cycles_per_inference" in figures:
         row["latency_ms"] = figures["cycles_per_inference"] / board.clock_hz * 1e3
     else:
-        row["min_latency_ms"] = arm.min_seconds(board, figures["instructions_per_inference"]) * 1e3
+        row["min_latency_ms"] = qemu.min_seconds(board, figures["instructions_per_inference"]) * 1e3
     return row
 
 
@@ -132,6 +135,9 @@ def measure_boards(run: Run | Path, keys: list[str] | None = None, images: int =
 
 
 def core_name(core: str) -> str:
+    """AVR, Cortex-M0+, RV32IMC; Zba + Zbb + Zbs is the B extension: rv32imac_zba_zbb_zbs -> RV32IMACB."""
+    if core.startswith("rv"):
+        return core.replace("_zba_zbb_zbs", "b").upper()
     return "AVR" if core == "avr" else core.replace("cortex-m", "Cortex-M").replace("plus", "+")
 
 
@@ -153,6 +159,6 @@ def format_boards(report: dict) -> str:
                      f"{r['matches_host']:>3}/{r['images']}")
     lines += ["model flash: code + constant tables of the model's object file, built with the board's own flags; "
               "model RAM: .data + .bss (the activation arena, input and output included) + measured stack",
-              f"AVR: {HOW['avr']}", f"Cortex-M: {HOW['arm']}",
+              f"AVR: {HOW['avr']}", f"Cortex-M: {HOW['arm']}", f"RISC-V: {HOW['riscv']}",
               f"= host: inferences whose int8 outputs are byte-identical to the host build's, of {report['images']} test images"]
     return "\n".join(lines)

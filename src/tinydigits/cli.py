@@ -6,6 +6,7 @@ Every subcommand's --help has examples.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -256,6 +257,43 @@ def cmd_boards(args):
     print(f"wrote {run.paths.boards} and {run.paths.firmware}/<board>/")
 
 
+def cmd_upload(args):
+    from .targets import find
+    from .upload import format_upload, upload
+
+    report = upload(Run(args.run), find(args.board), args.port, args.command_line)
+    print(format_upload(report))
+    print(f"next: tinydigits send {report['port']} IMAGE... --run {args.run}")
+
+
+def cmd_send(args):
+    from .serial_link import BoardLink, HostBuild, format_result, new_images, send_file
+
+    if not args.images and args.watch is None:
+        raise TinyDigitsError("send: give one or more image files, or --watch DIR")
+    with (HostBuild(Run(args.run)) if args.run else contextlib.nullcontext()) as host, BoardLink(args.port) as board:
+        print(f"{args.port}: {board.ready}", flush=True)
+        results = []
+
+        def show(result):  # a file that is not an image is an error line; the others are still sent
+            print(format_result(result), file=sys.stderr if "error" in result else sys.stdout, flush=True)
+            return result
+
+        for path in args.images:
+            results.append(show(send_file(board, host, path)))
+        if args.watch is not None:
+            print(f"watching {args.watch} for new images (Ctrl-C stops)", flush=True)
+            for path in new_images(args.watch):
+                show(send_file(board, host, path))
+    failed = [r for r in results if "error" in r or not r.get("same", True)]
+    if host is not None and results and not failed:
+        print(f"{len(results)} image{'s' * (len(results) > 1)}: the board's outputs are the host build's, byte for byte")
+    if any(r.get("same") is False for r in results):
+        print(f"error: {sum(r.get('same') is False for r in results)} of {len(results)} images: the board's outputs "
+              "differ from the host build's (is this run the one uploaded to the board?)", file=sys.stderr)
+    return 2 if failed else 0
+
+
 def cmd_compare(args):
     from .compare import PRESETS, compare, default_out, parse_variant, table, variants, variants_from_file, write_report
 
@@ -417,6 +455,25 @@ def build_parser() -> Parser:
                    help=f"a board (repeatable; default all): {', '.join(b.key for b in BOARDS)}")
     p.add_argument("--images", type=int, default=100, help="test images to run on each emulated chip (default 100)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    p = command("upload", cmd_upload, "build the Arduino sketch (export-arduino) and flash it on a board over USB, "
+                "through its bootloader (avrdude): flash used, written and verified",
+                ["tinydigits upload runs/lesson --board uno --port /dev/ttyACM0",
+                 "tinydigits upload runs/lesson --board uno --port auto      # the board found by its USB IDs",
+                 "tinydigits upload runs/lesson --board mega2560 --port /dev/ttyACM0"])
+    p.add_argument("run", type=Path)
+    p.add_argument("--board", required=True, metavar="NAME", help="uno or mega2560")
+    p.add_argument("--port", required=True, help="the board's serial port (/dev/ttyACM0, COM3), or auto")
+
+    p = command("send", cmd_send, "classify image files on a board running the uploaded sketch: the digit and "
+                "probabilities it computed, beside the host build's answer",
+                ["tinydigits send /dev/ttyACM0 seven.png two.png --run runs/lesson",
+                 "tinydigits send /dev/ttyACM0 --watch drawings/ --run runs/lesson   # each image saved there from now on"])
+    p.add_argument("port", help="the board's serial port (/dev/ttyACM0, COM3)")
+    p.add_argument("images", nargs="*", type=Path, help="PNG/JPEG/BMP/GIF files, preprocessed as predict does")
+    p.add_argument("--run", type=Path, help="the run on the board: the host build's answer is printed beside the "
+                   "board's and must equal it, byte for byte")
+    p.add_argument("--watch", type=Path, metavar="DIR", help="then send each new image saved into DIR (Ctrl-C stops)")
 
     from .compare import PRESETS
 

@@ -5,7 +5,7 @@ is the latency on the board. A small harness linked with libsimavr (c_templates/
 puts each input straight into the firmware's SRAM buffer, reads the outputs back, counts the
 cycles between the firmware's start and stop marks (c_templates/avr_firmware.c), and watches the
 stack pointer on every instruction of the inference: the stack figure is the deepest it went.
-The model's constant tables are in flash (PROGMEM), so its RAM is its stack plus the caller's buffers.
+The model's constant tables are in flash (PROGMEM), so its RAM is its arena (.bss, the input and output in it) and its stack.
 
     firmware = build(Path("out/c"), find("uno"), Path("runs/lesson/firmware/uno"))
     outputs, figures = run(firmware, q_images)     # figures["cycles_per_inference"]
