@@ -108,15 +108,19 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from .evaluate import evaluate_run, format_report
+    from .evaluate import evaluate_folder, evaluate_run, format_report
 
     run = Run(args.run)
-    report, class_names = evaluate_run(run, args.command_line)
+    if args.images is not None:
+        report, class_names, written = evaluate_folder(run, args.images, args.command_line)
+    else:
+        report, class_names = evaluate_run(run, args.command_line)
+        written = [run.paths.confusion, run.paths.mistakes, run.paths.evaluation]
     if args.json:
         print(json.dumps(report))
     else:
         print(format_report(report, class_names))
-        print(f"\nwrote {run.paths.confusion}, {run.paths.mistakes}, {run.paths.evaluation}")
+        print(f"\nwrote {', '.join(map(str, written))}")
 
 
 def cmd_predict(args):
@@ -152,7 +156,10 @@ def cmd_predict(args):
         print(f"predicted {int(probs.argmax())} with confidence {probs.max():.4f}")
         print(format_probabilities(probs, args.top, ds.class_names))
         return
-    results = predict_files(run.model(), args.images, args.save_preprocessed)
+    explain = None
+    if args.explain:
+        explain = args.save_preprocessed if args.save_preprocessed is not None else run.folder / "explain"
+    results = predict_files(run.model(), args.images, args.save_preprocessed, explain)
     if args.json:
         print(json.dumps(results))
     for r in results:  # a file that is not an image is reported on its own line; the others are still predicted
@@ -165,6 +172,8 @@ def cmd_predict(args):
             probs = np.array(r["probabilities"])
             print(f"{r['file']}: {r['digit']} ({probs.max():.4f}){'  [blank image]' if r['blank'] else ''}")
             print(format_probabilities(probs, args.top))
+            if "explained" in r:
+                print(f"  wrote {r['explained']}: each preprocessing step beside the probabilities")
     return 2 if any("error" in r for r in results) else 0
 
 
@@ -328,19 +337,26 @@ def build_parser() -> Parser:
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
 
     p = command("evaluate", cmd_evaluate, "test accuracy, per-class precision/recall, confusion matrix, worst mistakes",
-                ["tinydigits evaluate runs/lesson", "tinydigits evaluate runs/lesson --json"])
+                ["tinydigits evaluate runs/lesson", "tinydigits evaluate runs/lesson --json",
+                 "tinydigits evaluate runs/lesson --images my_digits/   # my_digits/<digit>/*.png|jpg or labels.csv"])
     p.add_argument("run", type=Path)
+    p.add_argument("--images", type=Path, metavar="DIR", help="your own images instead of the test set: DIR/<digit>/*.png|jpg "
+                   "or DIR/labels.csv (file,label); reports in RUN/evaluations/<DIR's name>/")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     p = command("predict", cmd_predict, "softmax probabilities of a test image or of your own image files",
                 ["tinydigits predict runs/lesson --index 0", "tinydigits predict runs/lesson my_seven.png --top 3",
-                 "tinydigits predict runs/lesson *.png --json --save-preprocessed seen/"])
+                 "tinydigits predict runs/lesson *.png --json --save-preprocessed seen/",
+                 "tinydigits predict runs/lesson photo.jpg --explain   # runs/lesson/explain/photo.explain.png"])
     p.add_argument("run", type=Path)
     p.add_argument("images", nargs="*", type=Path, help="PNG/JPEG/BMP/GIF files, any size, either polarity")
     p.add_argument("--index", type=int, help="a test-set image instead of files")
     p.add_argument("--top", type=int, default=10, help="show the K most likely digits")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 image the model saw")
+    p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 image the model saw "
+                   "(DIR/<the file's path>.28x28.png)")
+    p.add_argument("--explain", action="store_true", help="write each preprocessing step beside the probabilities "
+                   "(<path>.explain.png in --save-preprocessed DIR, else in RUN/explain/)")
 
     p = command("convert", cmd_convert, "int8 and float32 .tflite, each form scored on the test set, TFLM arena size",
                 ["tinydigits convert runs/lesson", "tinydigits convert runs/lesson --calibration 1000"])

@@ -2,6 +2,7 @@
 
     probabilities = predict_digits(model, images)      # (N, 28, 28) uint8 -> (N, 10) float32
     results = predict_files(model, ["seven.png"])      # [{"file", "digit", "probabilities", "blank"}]
+    predict_files(model, ["photo/0.jpg"], explain=Path("why"))  # + why/photo/0.explain.png: each step
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from .data import normalize
 from .errors import TinyDigitsError
-from .preprocess import is_blank, mnist_like, open_image
+from .preprocess import is_blank, open_image, preprocess_steps
 
 
 def predict_digits(model, images: np.ndarray) -> np.ndarray:
@@ -21,34 +22,53 @@ def predict_digits(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(normalize(images), batch_size=1000, verbose=0), np.float32)
 
 
-def predict_files(model, paths: list, save_preprocessed: Path | None = None) -> list[dict]:
+def kept_path(path: Path) -> Path:
+    """Where a file's outputs go inside an output folder: its path as given, so photo/0.jpg and
+    ink/0.png stay apart; an absolute path relative to the current folder when it is inside it, else
+    without its root; no '..'."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(Path.cwd())
+        except ValueError:
+            path = Path(*path.parts[1:])
+    return Path(*[p for p in path.parts if p not in ("..", ".")])
+
+
+def predict_files(model, paths: list, save_preprocessed: Path | None = None, explain: Path | None = None) -> list[dict]:
     """Preprocess each image file the way MNIST was made, then predict; optionally keep what the model saw.
 
     One entry per path, in order: {"file", "digit", "probabilities", "blank"} ("blank": no ink was
     found, so the digit is a guess), or {"file", "error"} for a file that is not a readable image:
-    one bad file does not stop the others.
+    one bad file does not stop the others. `save_preprocessed`: DIR/<path>.28x28.png, the 28x28;
+    `explain`: DIR/<path>.explain.png, each preprocessing step beside the probabilities.
     """
     from PIL import Image
 
-    from .artifacts import write_bytes
+    from .artifacts import save_figure, write_bytes
+    from .plots import preprocessing_steps
 
-    results, digits = [], []
+    results, steps = [], []
     for path in paths:
         try:
-            digits.append(mnist_like(open_image(path)))
+            steps.append(preprocess_steps(open_image(path)))
             results.append({"file": str(path)})
         except TinyDigitsError as e:
             results.append({"file": str(path), "error": str(e)})
     good = [r for r in results if "error" not in r]
     if not good:
         return results
-    probabilities = predict_digits(model, np.stack(digits))
-    for r, digit, probs in zip(good, digits, probabilities):
-        r.update(digit=int(probs.argmax()), probabilities=[round(float(x), 6) for x in probs], blank=is_blank(digit))
+    probabilities = predict_digits(model, np.stack([s.digit for s in steps]))
+    for r, step, probs in zip(good, steps, probabilities):
+        r.update(digit=int(probs.argmax()), probabilities=[round(float(x), 6) for x in probs], blank=is_blank(step.digit))
+        name = kept_path(Path(r["file"]))
         if save_preprocessed is not None:
             buf = io.BytesIO()
-            Image.fromarray(digit).save(buf, format="PNG")
-            write_bytes(Path(save_preprocessed) / f"{Path(r['file']).stem}.28x28.png", buf.getvalue())
+            Image.fromarray(step.digit).save(buf, format="PNG")
+            write_bytes(Path(save_preprocessed) / name.with_name(f"{name.stem}.28x28.png"), buf.getvalue())
+        if explain is not None:
+            figure = preprocessing_steps(step, probs, title=r["file"])
+            r["explained"] = str(save_figure(figure, Path(explain) / name.with_name(f"{name.stem}.explain.png")))
     return results
 
 
