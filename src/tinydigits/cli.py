@@ -59,6 +59,12 @@ def _training_flags(p, recipe_default="lesson"):
     p.add_argument("--rotate", type=float, help="augmentation: random rotation up to N degrees")
     p.add_argument("--scale", type=float, help="augmentation: random zoom by up to this fraction (0.1: 90-110%%)")
     p.add_argument("--elastic", type=float, help="augmentation: elastic distortion strength in pixels")
+    p.add_argument("--slant", type=float, help="augmentation: rows sheared by up to N degrees, as hands slant")
+    p.add_argument("--thickness", type=float, help="augmentation: strokes thickened or thinned by up to N pixels")
+    p.add_argument("--extra-data", type=Path, metavar="DIR", help="your own digits mixed into training: "
+                   "DIR/<digit>/*.png|jpg or DIR/labels.csv (what the web page's collect mode saves)")
+    p.add_argument("--extra-repeat", type=int, help="with --extra-data: each of those images N times per epoch (default 1)")
+    p.add_argument("--init", type=Path, metavar="RUN", help="start from this run's weights (fine-tuning; same design)")
     p.add_argument("--label-smoothing", type=float, help="targets (1-e) one-hot + e/10 (default 0)")
     p.add_argument("--teacher", type=Path, help="a run folder to distill from (a larger trained model)")
     p.add_argument("--distill-weight", type=float, help="with --teacher: the share of the loss that follows it (default 0.5)")
@@ -70,12 +76,21 @@ def _recipe_from(args):
     """The named recipe (--recipe), then each flag given; bad values are refused by Recipe with one line."""
     from .model import RECIPES, Recipe
 
-    if getattr(args, "teacher", None) is not None and not (args.teacher / "model.keras").is_file():
-        raise TinyDigitsError(f"--teacher {args.teacher}: not a run folder (no model.keras)")
+    for flag in ("teacher", "init"):
+        folder = getattr(args, flag, None)
+        if folder is not None and not (folder / "model.keras").is_file():
+            raise TinyDigitsError(f"--{flag} {folder}: not a run folder (no model.keras)")
+    if args.extra_data is not None:
+        from .folders import labelled_files
+
+        labelled_files(args.extra_data)  # a folder without labelled images is refused before training
     fields = {"hidden": getattr(args, "hidden", None), "activation": getattr(args, "activation", None),
               "loss": getattr(args, "loss", None), "epochs": args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "schedule": args.schedule, "shift": args.shift, "rotate": args.rotate, "scale": args.scale,
-              "elastic": args.elastic, "label_smoothing": args.label_smoothing,
+              "elastic": args.elastic, "slant": args.slant, "thickness": args.thickness,
+              "extra_data": str(args.extra_data.resolve()) if args.extra_data is not None else None,
+              "extra_repeat": args.extra_repeat, "init": str(args.init.resolve()) if args.init is not None else None,
+              "label_smoothing": args.label_smoothing,
               "teacher": str(args.teacher.resolve()) if args.teacher is not None else None,
               "distill_weight": args.distill_weight, "qat_epochs": args.qat_epochs, "seed": args.seed,
               "dataset": args.dataset}
@@ -328,7 +343,9 @@ def build_parser() -> Parser:
                 ["tinydigits train --out runs/lesson", "tinydigits train --hidden 64 32 --activation tanh --epochs 5 --out runs/deep",
                  "tinydigits train --loss mse --out runs/mse", "tinydigits train --dataset fashion-mnist --out runs/fashion",
                  "tinydigits train --recipe better --out runs/better   # 60 epochs, one-cycle, augmentation, QAT",
-                 "tinydigits train --schedule onecycle --lr 0.003 --shift 1 --rotate 5 --out runs/onecycle"])
+                 "tinydigits train --schedule onecycle --lr 0.003 --shift 1 --rotate 5 --out runs/onecycle",
+                 "tinydigits train --recipe handwriting --out runs/hand   # augmented for pens, slants and photos",
+                 "tinydigits train --init runs/lesson --extra-data my_digits/ --extra-repeat 20 --epochs 3 --out runs/mine"])
     _design_flags(p)
     _training_flags(p)
     _data_flags(p)
