@@ -300,7 +300,7 @@ def fit_box(image: np.ndarray, side: int) -> np.ndarray:
     h, w = image.shape
     scale = side / FINE / max(h, w)
     size = (FINE * max(1, round(w * scale)), FINE * max(1, round(h * scale)))
-    shrink = size[0] < w or size[1] < h
+    shrink = size[0] <= w and size[1] <= h  # OpenCV averages areas only when no side grows
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
