@@ -81,9 +81,9 @@ def _recipe_from(args):
         if folder is not None and not (folder / "model.keras").is_file():
             raise TinyDigitsError(f"--{flag} {folder}: not a run folder (no model.keras)")
     if args.extra_data is not None:
-        from .folders import labelled_files
+        from .folders import check_image_folder
 
-        labelled_files(args.extra_data)  # a folder without labelled images is refused before training
+        check_image_folder(args.extra_data)  # a folder without labelled images is refused before training
     fields = {"hidden": getattr(args, "hidden", None), "activation": getattr(args, "activation", None),
               "loss": getattr(args, "loss", None), "epochs": args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "schedule": args.schedule, "shift": args.shift, "rotate": args.rotate, "scale": args.scale,
@@ -357,8 +357,8 @@ def build_parser() -> Parser:
                 ["tinydigits evaluate runs/lesson", "tinydigits evaluate runs/lesson --json",
                  "tinydigits evaluate runs/lesson --images my_digits/   # my_digits/<digit>/*.png|jpg or labels.csv"])
     p.add_argument("run", type=Path)
-    p.add_argument("--images", type=Path, metavar="DIR", help="your own images instead of the test set: DIR/<digit>/*.png|jpg "
-                   "or DIR/labels.csv (file,label); reports in RUN/evaluations/<DIR's name>/")
+    p.add_argument("--images", type=Path, metavar="DIR", help="your own images instead of the test set: DIR/<digit>/*.png|jpg, "
+                   "DIR/labels.csv (file,label) or a zip of the digit folders; reports in RUN/evaluations/<DIR's name>/")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     p = command("predict", cmd_predict, "softmax probabilities of a test image or of your own image files",

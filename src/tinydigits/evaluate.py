@@ -98,7 +98,7 @@ def evaluate_folder(run: Run, folder: Path, command: str = "") -> tuple[dict, li
     report["mistakes"] = [{"file": str(files[i]), "label": int(labels[i]), "digit": int(probabilities[i].argmax()),
                            "confidence": round(float(probabilities[i].max()), 4)} for i in mistakes]
     captions = [f"{files[i].name}: {labels[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
-    where = Path(EVALUATIONS) / (folder.resolve().name or "images")
+    where = Path(EVALUATIONS) / ((folder.stem if folder.suffix.lower() == ".zip" else folder.resolve().name) or "images")
     names = [RUN_FILES.confusion, RUN_FILES.mistakes, RUN_FILES.evaluation]
     with staged_folder(run.folder, "run", command, update=True) as tmp:
         save_figure(confusion_matrix_figure(np.array(report["confusion"]), [str(d) for d in range(10)]),

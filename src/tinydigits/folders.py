@@ -4,6 +4,8 @@
     DIR/0/*.png  DIR/1/*.jpg  ...  DIR/9/...      a folder per label (other names are refused)
     DIR/labels.csv                                 or: lines "file,label" (a header line is allowed),
                                                    files relative to DIR
+    my_digits.zip                                  or a zip of the digit folders (the web page's collect
+                                                   mode saves one), read as it is
 
     files = labelled_files(Path("my_digits"))             # [(Path, label), ...] sorted by path
     images, labels, files = load_image_folder(Path("my_digits"))   # (N, 28, 28) uint8 through preprocess
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +61,45 @@ def from_labels_csv(folder: Path) -> list[tuple[Path, int]]:
     return files
 
 
+def zip_members(path: Path) -> list[tuple[str, int]]:
+    """The images of a zip in the digit-folder layout, <digit>/<name> (under one top folder or none)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise TinyDigitsError(f"{path}: not a readable zip ({e})") from None
+    members = []
+    for name in sorted(names):
+        parts = Path(name).parts
+        label = parts[-2] if len(parts) >= 2 else ""
+        if not (label.isdigit() and int(label) < NUM_CLASSES):
+            raise TinyDigitsError(f"{path}: {name}: images must sit in folders named by their digit, 0 to {NUM_CLASSES - 1}")
+        members.append((name, int(label)))
+    if not members:
+        raise TinyDigitsError(f"{path}: no images in <digit>/ folders inside the zip")
+    return members
+
+
 def load_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     """Each labelled image prepared as `predict` prepares it: (N, 28, 28) uint8, (N,) uint8 labels, the files.
 
-    An unreadable image is an error that names it: a training or test set with a hole is not the set.
+    FOLDER may be a zip of the digit folders. An unreadable image is an error that names it: a
+    training or test set with a hole is not the set.
     """
+    folder = Path(folder)
+    if folder.is_file() and folder.suffix.lower() == ".zip":
+        members = zip_members(folder)
+        with zipfile.ZipFile(folder) as archive:
+            images = np.stack([mnist_like(open_image(archive.read(name))) for name, _ in members])
+        return images, np.array([label for _, label in members], np.uint8), [folder / name for name, _ in members]
     files = labelled_files(folder)
     images = np.stack([mnist_like(open_image(path)) for path, _ in files])
     return images, np.array([label for _, label in files], np.uint8), [path for path, _ in files]
+
+
+def check_image_folder(folder: Path) -> int:
+    """How many labelled images FOLDER (or zip) holds, refusing one without any: before long work."""
+    folder = Path(folder)
+    if folder.is_file() and folder.suffix.lower() == ".zip":
+        return len(zip_members(folder))
+    return len(labelled_files(folder))
