@@ -340,8 +340,8 @@ def stroke_width(image: np.ndarray) -> float:
 def fit_stroke(image: np.ndarray, width: float) -> np.ndarray:
     """Dilate or erode the shaped digit so that its stroke width / longer side falls in STROKE_RANGE."""
     side = max(image.shape)
-    target = np.clip(width / side, *STROKE_RANGE) * side
-    radius = int(round((target - width) / 2))
+    share = float(np.clip(width / side, *STROKE_RANGE))
+    radius = int(round((share * side - width) / 2 / (1 - share)))  # the box grows by 2 radius too: (w+2r)/(s+2r) = share
     if radius == 0:
         return image
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(radius) + 1, 2 * abs(radius) + 1))

@@ -391,8 +391,8 @@ function ellipse(size) {  // cv::getStructuringElement(MORPH_ELLIPSE, (size, siz
 }
 
 function fitStroke(img, width) {
-  const side = Math.max(img.w, img.h), target = Math.min(Math.max(width / side, STROKE_RANGE[0]), STROKE_RANGE[1]) * side;
-  const radius = roundHalfEven((target - width) / 2);
+  const side = Math.max(img.w, img.h), share = Math.min(Math.max(width / side, STROKE_RANGE[0]), STROKE_RANGE[1]);
+  const radius = roundHalfEven((share * side - width) / 2 / (1 - share));  // the box grows by 2 radius too
   if (radius === 0) return img;
   const r = Math.abs(radius), size = 2 * r + 1, kernel = ellipse(size), pad = Math.max(radius, 0);
   const src = image(img.w + 2 * pad, img.h + 2 * pad);
