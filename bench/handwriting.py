@@ -1,7 +1,7 @@
 """Real handwriting: the lesson model and 8 KB designs on MNIST *test* digits rendered three ways.
 
     python bench/handwriting.py measure runs/lesson runs/better      # each run on crops, ink, photos
-    python bench/handwriting.py sweep --out /tmp/hw/sweep             # trains the augmentation variants
+    python bench/handwriting.py sweep --out /tmp/hw/sweep             # trains the augmentation variants (--variant NAME)
     python bench/handwriting.py calibrate                             # MNIST's stroke and slant ranges
 
 The pictures come from tinydigits.synthetic (seed 0, N digits from the start of the test set), each
@@ -28,6 +28,9 @@ from tinydigits.synthetic import RENDERINGS, render_set
 WINNER_8KB = {"hidden": (48, 16), "input_size": 10}
 VARIANTS = {  # augmentation on top of RECIPES["better"]
     "better": {},
+    "slant5": {"slant": 5.0},
+    "pen0.5": {"thickness": 0.5},
+    "elastic1": {"elastic": 1.0},
     "slant10-pen0.7": {"slant": 10.0, "thickness": 0.7},
     "slant15-pen1-rot10-zoom0.1-shift2": {"slant": 15.0, "thickness": 1.0, "rotate": 10.0, "scale": 0.1, "shift": 2.0},
     "slant15-pen1-rot10-zoom0.1-shift2-elastic1.5": {"slant": 15.0, "thickness": 1.0, "rotate": 10.0, "scale": 0.1,
@@ -69,6 +72,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("-n", type=int, default=1000, help="test digits per rendering")
     parser.add_argument("--out", type=Path, default=Path("/tmp/tinydigits-handwriting"))
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="sweep only these (repeatable)")
     args = parser.parse_args(argv)
     ds = load_dataset("mnist")
     labels = ds.y_test[:args.n]
@@ -85,6 +89,8 @@ def main(argv=None):
     from tinydigits.train import save_run, train
 
     for name, changes in VARIANTS.items():
+        if args.variant and name not in args.variant:
+            continue
         recipe = Recipe(**{**RECIPES["better"], **WINNER_8KB, **changes})
         result = train(recipe, ds, verbose=0)
         save_run(result, args.out / name, force=True)

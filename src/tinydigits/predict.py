@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,12 @@ def predict_digits(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(normalize(images), batch_size=1000, verbose=0), np.float32)
 
 
-def kept_path(path: Path) -> Path:
-    """Where a file's outputs go inside an output folder: its path as given, so photo/0.jpg and
-    ink/0.png stay apart; an absolute path relative to the current folder when it is inside it, else
-    without its root; no '..'."""
-    path = Path(path)
-    if path.is_absolute():
-        try:
-            path = path.relative_to(Path.cwd())
-        except ValueError:
-            path = Path(*path.parts[1:])
-    return Path(*[p for p in path.parts if p not in ("..", ".")])
+def kept_paths(paths: list) -> list[Path]:
+    """Where each file's outputs go inside an output folder: its path below the folder that holds all
+    the files, so photo/0.jpg and ink/0.png stay apart (and a single file is just its name)."""
+    resolved = [Path(p).resolve() for p in paths]
+    common = Path(os.path.commonpath([p.parent for p in resolved])) if resolved else Path()
+    return [p.relative_to(common) for p in resolved]
 
 
 def predict_files(model, paths: list, save_preprocessed: Path | None = None, explain: Path | None = None) -> list[dict]:
@@ -41,7 +37,8 @@ def predict_files(model, paths: list, save_preprocessed: Path | None = None, exp
     One entry per path, in order: {"file", "digit", "probabilities", "blank"} ("blank": no ink was
     found, so the digit is a guess), or {"file", "error"} for a file that is not a readable image:
     one bad file does not stop the others. `save_preprocessed`: DIR/<path>.28x28.png, the 28x28;
-    `explain`: DIR/<path>.explain.png, each preprocessing step beside the probabilities.
+    `explain`: DIR/<path>.explain.png, each preprocessing step beside the probabilities; <path> is the
+    file's path below the folder holding all the files (kept_paths).
     """
     from PIL import Image
 
@@ -59,9 +56,10 @@ def predict_files(model, paths: list, save_preprocessed: Path | None = None, exp
     if not good:
         return results
     probabilities = predict_digits(model, np.stack([s.digit for s in steps]))
+    names = dict(zip([r["file"] for r in good], kept_paths([r["file"] for r in good])))
     for r, step, probs in zip(good, steps, probabilities):
         r.update(digit=int(probs.argmax()), probabilities=[round(float(x), 6) for x in probs], blank=is_blank(step.digit))
-        name = kept_path(Path(r["file"]))
+        name = names[r["file"]]
         if save_preprocessed is not None:
             buf = io.BytesIO()
             Image.fromarray(step.digit).save(buf, format="PNG")
