@@ -83,8 +83,15 @@ def main(argv=None):
         return
     sets = rendered(args.n)
     if args.command == "measure":
-        for run in args.runs:
-            print(line(str(run), scores(Run(run).model(), sets, labels)), flush=True)
+        for folder in args.runs:
+            run = Run(folder)
+            print(line(str(folder), scores(run.model(), sets, labels)), flush=True)
+            if run.converted:  # the int8 model a board runs, through LiteRT
+                from tinydigits.convert import LiteRT
+
+                int8 = LiteRT(run.int8_model())
+                print(line(f"{folder} (int8)", {k: float((int8.predict(x).argmax(1) == labels).mean()) for k, x in sets.items()}),
+                      flush=True)
         return
     from tinydigits.train import save_run, train
 
