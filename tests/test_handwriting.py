@@ -137,7 +137,8 @@ def accuracy(lesson_run, renderings):
 
 
 def test_accuracy_floors_on_crops_scans_and_photos(accuracy):
-    """Measured with the 3-epoch lesson model on these 200 digits: crop 0.95, ink 0.95, photo 0.935
-    (before this pipeline, photos read as chance: the crop took in the page's shading and edges)."""
-    assert accuracy["crop"] >= 0.92 and accuracy["ink"] >= 0.92 and accuracy["photo"] >= 0.90
-    assert accuracy["ink"] - accuracy["photo"] <= 0.04  # the preprocessing, not the model, handles the photo
+    """Measured with the 3-epoch lesson model on these 200 digits: crop 0.975, ink 0.985, photo 0.95
+    (the preprocessing before this pipeline: 0.98, 0.98 and 0.09, chance: its crop took in the page's
+    shading and edges)."""
+    assert accuracy["crop"] >= 0.93 and accuracy["ink"] >= 0.93 and accuracy["photo"] >= 0.91
+    assert accuracy["ink"] - accuracy["photo"] <= 0.05  # the preprocessing, not the model, handles the photo

@@ -11,7 +11,7 @@ import { mnistLike } from "./preprocess.js";
 import { loadWasmModel } from "./model.js";
 
 const PAGE_SIZE = 24;           // explore cards per "More"
-const MAX_UPLOAD_PIXELS = 40e6;  // as preprocess.MAX_PIXELS
+const MAX_UPLOAD_PIXELS = 40e6;  // as images.MAX_PIXELS
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
 const modelChoice = $("model-choice");

@@ -17,7 +17,7 @@ const BACKGROUND_WINDOW = 0.25, PEN_WINDOW = 3.0, MIN_WINDOW = 0.05;
 const INK_FLOOR = 0.2, BLANK_INK = 0.15;
 const LINE_SPAN = 0.5, MAX_LINE_ANGLE = 12.0, LINE_ANGLE_STEP = 0.5, MAX_LINE_WIDTH = 0.016;
 const SPECK = 0.0003, EDGE_CONTACT = 0.15, NEAR = 0.3, JOIN_AREA = 0.06;
-const SLANT_RANGE = [-0.62, 0.31], STROKE_RANGE = [0.118, 0.156];
+const SLANT_RANGE = [-0.62, 0.31], STROKE_RANGE = [0.096, 0.203];
 const f32 = Math.fround;
 
 // An image: { data: Float32Array | Uint8Array, w, h }.
