@@ -344,7 +344,7 @@ def build_parser() -> Parser:
                  "tinydigits train --loss mse --out runs/mse", "tinydigits train --dataset fashion-mnist --out runs/fashion",
                  "tinydigits train --recipe better --out runs/better   # 60 epochs, one-cycle, augmentation, QAT",
                  "tinydigits train --schedule onecycle --lr 0.003 --shift 1 --rotate 5 --out runs/onecycle",
-                 "tinydigits train --recipe handwriting --out runs/hand   # augmented for pens, slants and photos",
+                 "tinydigits train --recipe better --slant 5 --thickness 0.5 --out runs/hand   # + slanted hands, other pens",
                  "tinydigits train --init runs/lesson --extra-data my_digits/ --extra-repeat 20 --epochs 3 --out runs/mine"])
     _design_flags(p)
     _training_flags(p)
