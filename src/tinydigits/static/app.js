@@ -11,6 +11,7 @@ import { mnistLike } from "./preprocess.js";
 import { loadWasmModel } from "./model.js";
 
 const PAGE_SIZE = 24;           // explore cards per "More"
+const PAUSE_MS = 60;            // the .wasm answers once the pen pauses this long: preprocessing takes ~0.1-0.3 s
 const MAX_UPLOAD_PIXELS = 40e6;  // as images.MAX_PIXELS
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
@@ -19,7 +20,7 @@ const tabs = [$("tab-draw"), $("tab-explore"), $("tab-collect")];
 const state = {
   facts: null, wasm: null,                             // model.json, the loaded .wasm
   blank: true, upload: null,                           // the drawing area
-  scheduled: false, pending: false, dirty: false,      // at most one prediction per frame / in flight
+  timer: null, pending: false, dirty: false,           // one prediction per pause of the pen / in flight
   explore: null, shown: 0, loadingMore: false,         // the explore view
 };
 
@@ -75,9 +76,8 @@ async function uploadImage(file) {
 function requestPrediction() {
   if (state.blank || !modelChoice.value) return;
   if (modelChoice.value === "wasm") {
-    if (state.scheduled) return;
-    state.scheduled = true;
-    requestAnimationFrame(() => { state.scheduled = false; predictHere(); });
+    clearTimeout(state.timer);  // a stroke still moving postpones it: drawing stays smooth
+    state.timer = setTimeout(() => { state.timer = null; predictHere(); }, PAUSE_MS);
   } else {
     predictOnServer();
   }
