@@ -119,6 +119,12 @@ def test_predict_files_in_other_sizes_and_polarities(lesson_run, mnist, tmp_path
     (["train", "--activation", "swish"], "invalid choice"),
     (["train", "--data-dir", "{tmp}", "--out", "{tmp}/x"], "not a dataset folder"),
     (["train", "--seed", "-1", "--out", "{tmp}/x"], "seed must be in"),
+    (["train", "--thickness", "5", "--out", "{tmp}/x"], "thickness must be in [0, 3] pixels"),
+    (["train", "--init", "{tmp}", "--out", "{tmp}/x"], "not a run folder (no model.keras)"),
+    (["train", "--extra-data", "{tmp}/none", "--out", "{tmp}/x"], "no such folder"),
+    (["train", "--extra-data", "{tmp}/garbage.png", "--out", "{tmp}/x"], "not a folder"),
+    (["evaluate", "{run}", "--images", "{tmp}/none"], "no such folder"),
+    (["evaluate", "{run}", "--images", "{tmp}"], "no images in"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, lesson_run, capsys):
     (tmp_path / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
@@ -284,10 +290,12 @@ def test_save_preprocessed_into_a_file_is_one_line(lesson_run, tmp_path, capsys)
         assert len(err.strip().splitlines()) == 1 and (tmp_path / "notes.txt").read_text() == "a user's notes"
 
 
-def test_hidden_without_a_value_is_refused(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "train", "--hidden", "--epochs", "1", "--out", tmp_path / "x")
-    assert code == 2 and "--hidden: expected at least one argument" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "x").exists()
+def test_hidden_without_a_value_means_no_hidden_layer():
+    """`train --conv 8 16 --hidden`: the conv blocks straight into Dense(10), as the CNN issue asks."""
+    args = build_parser().parse_args(["train", "--conv", "8", "16", "--hidden", "--epochs", "1"])
+    recipe = _recipe_from(args)
+    assert recipe.hidden == () and recipe.conv == (8, 16) and recipe.design == "c8x16-hnone-relu-ce"
+    assert _recipe_from(build_parser().parse_args(["train", "--conv", "8"])).hidden == (20,)  # --hidden absent: the lesson's
 
 
 def test_fewer_epochs_than_the_better_recipes_qat_tail_shortens_the_tail():
@@ -299,3 +307,43 @@ def test_fewer_epochs_than_the_better_recipes_qat_tail_shortens_the_tail():
     args = build_parser().parse_args(["train", "--recipe", "better", "--epochs", "3", "--qat-epochs", "4"])
     with pytest.raises(TinyDigitsError, match="qat epochs"):
         _recipe_from(args)
+
+
+def test_save_preprocessed_and_explain_keep_each_files_relative_path(lesson_run, mnist, tmp_path, capsys):
+    """photo/0000.jpg and ink/0000.png, both of a 7: two 28x28s and two step strips, none overwritten."""
+    from tinydigits.synthetic import write_image_folder
+
+    for rendering in ("photo", "ink"):
+        write_image_folder(tmp_path / "mine" / rendering, mnist.x_test[:1], mnist.y_test[:1], rendering)
+    files = [tmp_path / "mine" / "photo" / "7" / "0000.jpg", tmp_path / "mine" / "ink" / "7" / "0000.png"]
+    code, out, _ = run_cli(capsys, "predict", lesson_run, *files, "--save-preprocessed", tmp_path / "seen", "--explain")
+    assert code == 0 and f"{files[0]}: 7 (" in out and f"{files[1]}: 7 (" in out
+    written = sorted(str(p.relative_to(tmp_path / "seen")) for p in (tmp_path / "seen").rglob("*.png"))
+    assert written == ["ink/7/0000.28x28.png", "ink/7/0000.explain.png", "photo/7/0000.28x28.png", "photo/7/0000.explain.png"]
+    assert f"wrote {tmp_path / 'seen' / 'photo' / '7' / '0000.explain.png'}" in out
+    seen = np.asarray(Image.open(tmp_path / "seen" / "photo" / "7" / "0000.28x28.png"))
+    assert seen.shape == (28, 28) and seen.max() > 200
+    code, out, _ = run_cli(capsys, "predict", lesson_run, files[0], "--explain")  # no DIR: into the run folder
+    assert code == 0 and (lesson_run / "explain" / "0000.explain.png").is_file()
+
+
+def test_evaluate_images_scores_your_own_folder(lesson_run, mnist, tmp_path, capsys):
+    """A folder of ink-on-paper pictures (DIR/<digit>/), then the same files listed in a labels.csv."""
+    from tinydigits.synthetic import write_image_folder
+
+    paths = write_image_folder(tmp_path / "scans", mnist.x_test[:40], mnist.y_test[:40], "ink")
+    code, out, _ = run_cli(capsys, "evaluate", lesson_run, "--images", tmp_path / "scans")
+    report = json.loads((lesson_run / "evaluations" / "scans" / "evaluation.json").read_text())
+    assert code == 0 and out.startswith(f"{tmp_path / 'scans'} accuracy") and "(40 images)" in out
+    assert report["n"] == 40 and report["accuracy"] >= 0.85 and np.array(report["confusion"]).sum() == 40
+    assert all(m["label"] != m["digit"] for m in report["mistakes"])
+    assert (lesson_run / "evaluations" / "scans" / "mistakes.png").is_file()
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    lines = ["file,label"] + [f"../scans/{p.parent.name}/{p.name},{p.parent.name}" for p in paths[:5]]
+    (listed / "labels.csv").write_text("\n".join(lines) + "\n")
+    code, out, _ = run_cli(capsys, "evaluate", lesson_run, "--images", listed, "--json")
+    assert code == 0 and json.loads(out)["n"] == 5
+    (tmp_path / "scans" / "seven").mkdir()
+    code, _, err = run_cli(capsys, "evaluate", lesson_run, "--images", tmp_path / "scans")
+    assert code == 2 and "must be named by its digit" in err and len(err.strip().splitlines()) == 1

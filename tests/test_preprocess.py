@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tinydigits.errors import TinyDigitsError
-from tinydigits.preprocess import bicubic, lanczos, mnist_like, open_image, preprocess_pixels, resample
+from tinydigits.preprocess import mnist_like, open_image, preprocess_pixels
 
 
 def drawn_one(size=(300, 200), ink=0, paper=255, width=18, offset=(40, 30)) -> Image.Image:
@@ -79,18 +79,6 @@ def test_non_images_are_refused(tmp_path):
         open_image(buf.getvalue()[:30])
     with pytest.raises(TinyDigitsError, match="file not found"):
         open_image(tmp_path / "missing.png")
-
-
-@pytest.mark.parametrize("kernel, pillow", [(lanczos, Image.Resampling.LANCZOS), (bicubic, Image.Resampling.BICUBIC)])
-def test_resample_is_pillows_resampling_pass_by_pass(kernel, pillow):
-    """Each pass equals Pillow's own one-axis resize, so the 28x28 bytes are Pillow's (and preprocess.js's)."""
-    rng = np.random.default_rng(3)
-    for _ in range(40):
-        h, w = rng.integers(1, 300, 2)
-        rows, cols = rng.integers(1, 30, 2)
-        image = (rng.random((h, w)) ** 3 * 255).astype(np.uint8)
-        expected = Image.fromarray(image).resize((int(cols), int(h)), pillow).resize((int(cols), int(rows)), pillow)
-        assert np.array_equal(resample(image, (rows, cols), kernel), np.asarray(expected)), (h, w, rows, cols)
 
 
 def as_mode(gray: Image.Image, mode: str) -> Image.Image:

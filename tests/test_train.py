@@ -148,3 +148,39 @@ def test_our_training_loop_gives_keras_fits_losses(small, recipe):
     assert history["loss"][-1] < history["loss"][0]  # it learned: the comparison is not of two idle models
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         assert np.allclose(a, b, atol=1e-3)
+
+
+def test_slant_and_pen_thickness_augmentation(mnist):
+    """Slant shears a digit by its own angle; thickness thickens some pens and thins others; zero is the identity."""
+    import jax
+
+    from tinydigits.augment import distort
+    from tinydigits.preprocess import slant
+
+    x = mnist.x_test[:64].astype(np.float32) / 255
+    assert np.array_equal(np.asarray(distort(jax.random.key(0), x, slant=0.0, thickness=0.0)), x)
+    slanted = np.asarray(distort(jax.random.key(0), x, slant=20))
+    change = np.array([slant(s) - slant(o) for s, o in zip(slanted, x)])
+    assert np.abs(change).max() > 0.2 and (change > 0.05).any() and (change < -0.05).any()
+    inked = np.asarray(distort(jax.random.key(0), x, thickness=1.0))
+    mass = inked.sum(axis=(1, 2)) / x.sum(axis=(1, 2))
+    assert (mass > 1.1).any() and (mass < 0.9).any() and inked.min() >= 0 and inked.max() <= 1
+
+
+def test_init_and_extra_data_fine_tune_from_a_run(small, lesson_run, tmp_path):
+    """--init starts from the run's weights (a near-zero learning rate keeps its accuracy); --extra-data
+    mixes a folder of pictures in, each repeated; a run of another design is refused."""
+    from tinydigits.errors import TinyDigitsError
+    from tinydigits.runs import Run
+    from tinydigits.synthetic import write_image_folder
+    from tinydigits.train import train
+
+    write_image_folder(tmp_path / "mine", small.x_test[:20], small.y_test[:20], "ink")
+    recipe = Recipe(epochs=1, lr=1e-7, init=str(lesson_run), extra_data=str(tmp_path / "mine"), extra_repeat=3)
+    result = train(recipe, small, verbose=0)
+    before = float(np.mean(Run(lesson_run).model().predict(small.x_test / 255, verbose=0).argmax(1) == small.y_test))
+    assert abs(result.metrics["test_accuracy"] - before) < 0.01 and before > 0.85
+    assert result.metrics["dataset"]["train"] == 2000 + 60 and result.metrics["dataset"]["extra"] == 20
+    assert result.recipe.name.endswith("-extra3-init")
+    with pytest.raises(TinyDigitsError, match="is not this design"):
+        train(Recipe(hidden=(8,), epochs=1, init=str(lesson_run)), small, verbose=0)

@@ -68,6 +68,12 @@ def _training_flags(p, recipe_default="lesson"):
     p.add_argument("--rotate", type=float, help="augmentation: random rotation up to N degrees")
     p.add_argument("--scale", type=float, help="augmentation: random zoom by up to this fraction (0.1: 90-110%%)")
     p.add_argument("--elastic", type=float, help="augmentation: elastic distortion strength in pixels")
+    p.add_argument("--slant", type=float, help="augmentation: rows sheared by up to N degrees, as hands slant")
+    p.add_argument("--thickness", type=float, help="augmentation: strokes thickened or thinned by up to N pixels")
+    p.add_argument("--extra-data", type=Path, metavar="DIR", help="your own digits mixed into training: "
+                   "DIR/<digit>/*.png|jpg or DIR/labels.csv (what the web page's collect mode saves)")
+    p.add_argument("--extra-repeat", type=int, help="with --extra-data: each of those images N times per epoch (default 1)")
+    p.add_argument("--init", type=Path, metavar="RUN", help="start from this run's weights (fine-tuning; same design)")
     p.add_argument("--label-smoothing", type=float, help="targets (1-e) one-hot + e/10 (default 0)")
     p.add_argument("--teacher", type=Path, help="a run folder to distill from (a larger trained model)")
     p.add_argument("--distill-weight", type=float, help="with --teacher: the share of the loss that follows it (default 0.5)")
@@ -79,13 +85,22 @@ def _recipe_from(args):
     """The named recipe (--recipe), then each flag given; bad values are refused by Recipe with one line."""
     from .model import RECIPES, Recipe
 
-    if getattr(args, "teacher", None) is not None and not (args.teacher / "model.keras").is_file():
-        raise TinyDigitsError(f"--teacher {args.teacher}: not a run folder (no model.keras)")
+    for flag in ("teacher", "init"):
+        folder = getattr(args, flag, None)
+        if folder is not None and not (folder / "model.keras").is_file():
+            raise TinyDigitsError(f"--{flag} {folder}: not a run folder (no model.keras)")
+    if args.extra_data is not None:
+        from .folders import check_image_folder
+
+        check_image_folder(args.extra_data)  # a folder without labelled images is refused before training
     fields = {"hidden": getattr(args, "hidden", None), "activation": getattr(args, "activation", None),
               **{k: getattr(args, k, None) for k in ("conv", "kernel", "pool", "separable", "stride")},
               "loss": getattr(args, "loss", None), "epochs": args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "schedule": args.schedule, "shift": args.shift, "rotate": args.rotate, "scale": args.scale,
-              "elastic": args.elastic, "label_smoothing": args.label_smoothing,
+              "elastic": args.elastic, "slant": args.slant, "thickness": args.thickness,
+              "extra_data": str(args.extra_data.resolve()) if args.extra_data is not None else None,
+              "extra_repeat": args.extra_repeat, "init": str(args.init.resolve()) if args.init is not None else None,
+              "label_smoothing": args.label_smoothing,
               "teacher": str(args.teacher.resolve()) if args.teacher is not None else None,
               "distill_weight": args.distill_weight, "qat_epochs": args.qat_epochs, "seed": args.seed,
               "dataset": args.dataset}
@@ -128,15 +143,19 @@ def cmd_import(args):
 
 
 def cmd_evaluate(args):
-    from .evaluate import evaluate_run, format_report
+    from .evaluate import evaluate_folder, evaluate_run, format_report
 
     run = Run(args.run)
-    report, class_names = evaluate_run(run, args.command_line)
+    if args.images is not None:
+        report, class_names, written = evaluate_folder(run, args.images, args.command_line)
+    else:
+        report, class_names = evaluate_run(run, args.command_line)
+        written = [run.paths.confusion, run.paths.mistakes, run.paths.evaluation]
     if args.json:
         print(json.dumps(report))
     else:
         print(format_report(report, class_names))
-        print(f"\nwrote {run.paths.confusion}, {run.paths.mistakes}, {run.paths.evaluation}")
+        print(f"\nwrote {', '.join(map(str, written))}")
 
 
 def cmd_predict(args):
@@ -172,7 +191,10 @@ def cmd_predict(args):
         print(f"predicted {int(probs.argmax())} with confidence {probs.max():.4f}")
         print(format_probabilities(probs, args.top, ds.class_names))
         return
-    results = predict_files(run.model(), args.images, args.save_preprocessed)
+    explain = None
+    if args.explain:
+        explain = args.save_preprocessed if args.save_preprocessed is not None else run.folder / "explain"
+    results = predict_files(run.model(), args.images, args.save_preprocessed, explain)
     if args.json:
         print(json.dumps(results))
     for r in results:  # a file that is not an image is reported on its own line; the others are still predicted
@@ -185,6 +207,8 @@ def cmd_predict(args):
             probs = np.array(r["probabilities"])
             print(f"{r['file']}: {r['digit']} ({probs.max():.4f}){'  [blank image]' if r['blank'] else ''}")
             print(format_probabilities(probs, args.top))
+            if "explained" in r:
+                print(f"  wrote {r['explained']}: each preprocessing step beside the probabilities")
     return 2 if any("error" in r for r in results) else 0
 
 
@@ -381,7 +405,9 @@ def build_parser() -> Parser:
                  "tinydigits train --conv 8 16 --hidden --out runs/cnn   # conv 8 -> pool -> conv 16 -> pool -> Dense(10)",
                  "tinydigits train --loss mse --out runs/mse", "tinydigits train --dataset fashion-mnist --out runs/fashion",
                  "tinydigits train --recipe better --out runs/better   # 60 epochs, one-cycle, augmentation, QAT",
-                 "tinydigits train --schedule onecycle --lr 0.003 --shift 1 --rotate 5 --out runs/onecycle"])
+                 "tinydigits train --schedule onecycle --lr 0.003 --shift 1 --rotate 5 --out runs/onecycle",
+                 "tinydigits train --recipe better --slant 5 --thickness 0.5 --out runs/hand   # + slanted hands, other pens",
+                 "tinydigits train --init runs/lesson --extra-data my_digits/ --extra-repeat 20 --epochs 3 --out runs/mine"])
     _design_flags(p)
     _training_flags(p)
     _data_flags(p)
@@ -401,19 +427,26 @@ def build_parser() -> Parser:
     _data_flags(p)
 
     p = command("evaluate", cmd_evaluate, "test accuracy, per-class precision/recall, confusion matrix, worst mistakes",
-                ["tinydigits evaluate runs/lesson", "tinydigits evaluate runs/lesson --json"])
+                ["tinydigits evaluate runs/lesson", "tinydigits evaluate runs/lesson --json",
+                 "tinydigits evaluate runs/lesson --images my_digits/   # my_digits/<digit>/*.png|jpg or labels.csv"])
     p.add_argument("run", type=Path)
+    p.add_argument("--images", type=Path, metavar="DIR", help="your own images instead of the test set: DIR/<digit>/*.png|jpg, "
+                   "DIR/labels.csv (file,label) or a zip of the digit folders; reports in RUN/evaluations/<DIR's name>/")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     p = command("predict", cmd_predict, "softmax probabilities of a test image or of your own image files",
                 ["tinydigits predict runs/lesson --index 0", "tinydigits predict runs/lesson my_seven.png --top 3",
-                 "tinydigits predict runs/lesson *.png --json --save-preprocessed seen/"])
+                 "tinydigits predict runs/lesson *.png --json --save-preprocessed seen/",
+                 "tinydigits predict runs/lesson photo.jpg --explain   # runs/lesson/explain/photo.explain.png"])
     p.add_argument("run", type=Path)
     p.add_argument("images", nargs="*", type=Path, help="PNG/JPEG/BMP/GIF files, any size, either polarity")
     p.add_argument("--index", type=int, help="a test-set image instead of files")
     p.add_argument("--top", type=int, default=10, help="show the K most likely digits")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 image the model saw")
+    p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 image the model saw "
+                   "(DIR/<the file's path>.28x28.png)")
+    p.add_argument("--explain", action="store_true", help="write each preprocessing step beside the probabilities "
+                   "(<path>.explain.png in --save-preprocessed DIR, else in RUN/explain/)")
 
     p = command("convert", cmd_convert, "int8 and float32 .tflite, each form scored on the test set, TFLM arena size",
                 ["tinydigits convert runs/lesson", "tinydigits convert runs/lesson --calibration 1000"])

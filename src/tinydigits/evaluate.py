@@ -3,12 +3,16 @@
     report = evaluate_probabilities(model.predict(x), y)      # pure numpy, any model's outputs
     report["accuracy"], report["confusion"]                   # float, 10x10 list (rows: true)
     report, names = evaluate_run(Run("runs/lesson"))          # + confusion.png, mistakes.png, evaluation.json
+    report, names, files = evaluate_folder(Run("runs/lesson"), Path("my_digits"))  # your own pictures
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from .artifacts import preflight, save_figure, staged_folder, write_json
+from .folders import load_image_folder
 from .plots import confusion_matrix_figure, image_gallery
 from .predict import predict_digits
 from .runs import RUN_FILES, Run
@@ -51,7 +55,7 @@ def confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, k: int = 2
 
 
 def format_report(report: dict, class_names: list[str]) -> str:
-    lines = [f"test accuracy {report['accuracy']:.4f}   cross-entropy loss {report['loss']:.4f}   "
+    lines = [f"{report.get('set', 'test')} accuracy {report['accuracy']:.4f}   cross-entropy loss {report['loss']:.4f}   "
              f"({report['n']} images)", "", f"{'class':>12}  precision  recall"]
     for name, p, r in zip(class_names, report["precision"], report["recall"]):
         lines.append(f"{name:>12}  {p:9.4f}  {r:6.4f}")
@@ -77,3 +81,29 @@ def evaluate_run(run: Run, command: str = "") -> tuple[dict, list[str]]:
                     tmp / RUN_FILES.mistakes)
         write_json(tmp / RUN_FILES.evaluation, report)
     return report, ds.class_names
+
+
+EVALUATIONS = "evaluations"  # RUN/evaluations/<folder name>/: the reports of `evaluate --images`
+
+
+def evaluate_folder(run: Run, folder: Path, command: str = "") -> tuple[dict, list[str], list[Path]]:
+    """Score a `Run`'s model on your own labelled pictures (folders.py's layout), preprocessed as `predict`
+    does; RUN/evaluations/<name>/ gets confusion.png, mistakes.png and evaluation.json as one set."""
+    folder = Path(folder)
+    preflight(run.folder, resume="run")
+    images, labels, files = load_image_folder(folder)
+    probabilities = predict_digits(run.model(), images)
+    report = {"set": str(folder), **evaluate_probabilities(probabilities, labels)}
+    mistakes = confident_mistakes(probabilities, labels)
+    report["mistakes"] = [{"file": str(files[i]), "label": int(labels[i]), "digit": int(probabilities[i].argmax()),
+                           "confidence": round(float(probabilities[i].max()), 4)} for i in mistakes]
+    captions = [f"{files[i].name}: {labels[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
+    where = Path(EVALUATIONS) / ((folder.stem if folder.suffix.lower() == ".zip" else folder.resolve().name) or "images")
+    names = [RUN_FILES.confusion, RUN_FILES.mistakes, RUN_FILES.evaluation]
+    with staged_folder(run.folder, "run", command, update=True) as tmp:
+        save_figure(confusion_matrix_figure(np.array(report["confusion"]), [str(d) for d in range(10)]),
+                    tmp / where / RUN_FILES.confusion)
+        save_figure(image_gallery(images[mistakes], captions, f"{folder}: most confidently wrong (true->predicted)"),
+                    tmp / where / RUN_FILES.mistakes)
+        write_json(tmp / where / RUN_FILES.evaluation, report)
+    return report, [str(d) for d in range(10)], [run.folder / where / name for name in names]

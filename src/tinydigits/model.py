@@ -33,6 +33,7 @@ ONECYCLE_WARMUP = 0.3      # one-cycle: share of the steps spent warming up from
 MAX_ROTATION = 45.0        # degrees: beyond this a 6 and a 9 trade places; augmentation must keep the label
 MAX_SHIFT = 6.0            # pixels: MNIST digits sit in a 20x20 box inside 28x28
 POOLS = ("max", "avg")
+MAX_THICKNESS = 3.0        # pixels: MNIST's strokes are 2-4 px wide; more erases a thin digit or fills its loops
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class Recipe:
     rotate: float = 0.0                 # augmentation: random rotation, up to this many degrees either way
     scale: float = 0.0                  # augmentation: random zoom by up to this fraction (0.1: 90% to 110%)
     elastic: float = 0.0                # augmentation: elastic distortion, alpha in pixels (Simard et al. 2003: 34)
+    slant: float = 0.0                  # augmentation: rows sheared by up to this many degrees, as hands slant
+    thickness: float = 0.0              # augmentation: strokes dilated or eroded by up to this many pixels (pens)
+    extra_data: str = ""                # a folder of your own digits (DIR/<digit>/*.png|jpg) mixed into training
+    extra_repeat: int = 1               # each of those images appears this many times per epoch
+    init: str = ""                      # run folder whose weights training starts from (fine-tuning; "" = random)
     label_smoothing: float = 0.0        # targets (1 - e) * one-hot + e / 10: a less over-confident softmax
     teacher: str = ""                   # run folder of a larger trained model to distill from ("" = none)
     distill_weight: float = 0.5         # with a teacher: the share of the loss that follows its softened outputs
@@ -83,6 +89,9 @@ class Recipe:
             (0 <= self.rotate <= MAX_ROTATION, f"rotate must be in [0, {MAX_ROTATION:g}] degrees, got {self.rotate}"),
             (0 <= self.scale < 0.5, f"scale must be in [0, 0.5), got {self.scale}"),
             (0 <= self.elastic <= 100, f"elastic must be in [0, 100] pixels, got {self.elastic}"),
+            (0 <= self.slant <= MAX_ROTATION, f"slant must be in [0, {MAX_ROTATION:g}] degrees, got {self.slant}"),
+            (0 <= self.thickness <= MAX_THICKNESS, f"thickness must be in [0, {MAX_THICKNESS:g}] pixels, got {self.thickness}"),
+            (self.extra_repeat >= 1, f"extra repeat must be at least 1, got {self.extra_repeat}"),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (0 < self.distill_weight <= 1, f"distill weight must be in (0, 1], got {self.distill_weight}"),
             (0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}"),
@@ -114,7 +123,7 @@ class Recipe:
 
     @property
     def augmented(self) -> bool:
-        return any((self.shift, self.rotate, self.scale, self.elastic))
+        return any((self.shift, self.rotate, self.scale, self.elastic, self.slant, self.thickness))
 
     @property
     def name(self) -> str:
@@ -141,6 +150,10 @@ class Recipe:
                  f"b{self.batch_size}" if self.batch_size != Recipe.batch_size else "",
                  self.schedule if self.schedule != Recipe.schedule else "",
                  f"aug{self.shift:g},{self.rotate:g},{self.scale:g},{self.elastic:g}" if self.augmented else "",
+                 f"slant{self.slant:g}" if self.slant else "",
+                 f"pen{self.thickness:g}" if self.thickness else "",
+                 f"extra{self.extra_repeat}" if self.extra_data else "",
+                 "init" if self.init else "",
                  f"ls{self.label_smoothing:g}" if self.label_smoothing else "",
                  f"kd{self.distill_weight:g}" if self.teacher else "",
                  f"qat{self.qat_epochs}" if self.qat_epochs else ""]

@@ -133,3 +133,28 @@ def pareto(points: list[dict], budget_bytes: float | None = None, best: dict | N
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return fig
+
+
+def preprocessing_steps(steps, probabilities: np.ndarray | None = None, title: str = ""):
+    """The preprocessing of one picture, step by step (a preprocess.Steps), beside the model's probabilities."""
+    panels = [(steps.gray, "input (grey)", "gray"), (steps.ink, "background removed", "gray"),
+              (steps.binary.astype(float) + steps.chosen, "binarized (digit bright)", "gray"),
+              (steps.shaped, "cropped, slant and pen fitted", "gray"), (steps.digit, "28x28 the model saw", "gray")]
+    extra = probabilities is not None
+    fig, axes = _subplots(1, len(panels) + extra, figsize=(2.6 * (len(panels) + extra), 2.9),
+                          gridspec_kw={"width_ratios": [1] * len(panels) + ([1.3] if extra else [])})
+    for ax, (image, name, cmap) in zip(axes, panels):
+        ax.imshow(image, cmap=cmap, vmin=0, vmax=image.max() or 1, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    if extra:
+        ax = axes[-1]
+        ax.barh(np.arange(len(probabilities)), probabilities, color="tab:blue")
+        ax.barh(int(np.argmax(probabilities)), probabilities.max(), color="tab:orange")
+        ax.set_yticks(np.arange(len(probabilities)))
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title(f"predicted {int(np.argmax(probabilities))} ({probabilities.max():.2f})", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -2,17 +2,19 @@
 
     probabilities = predict_digits(model, images)      # (N, 28, 28) uint8 -> (N, 10) float32
     results = predict_files(model, ["seven.png"])      # [{"file", "digit", "probabilities", "blank"}]
+    predict_files(model, ["photo/0.jpg"], explain=Path("why"))  # + why/photo/0.explain.png: each step
 """
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .data import normalize
 from .errors import TinyDigitsError
-from .preprocess import is_blank, mnist_like, open_image
+from .preprocess import is_blank, open_image, preprocess_steps
 
 
 def model_input(model, images: np.ndarray) -> np.ndarray:
@@ -25,34 +27,50 @@ def predict_digits(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(model_input(model, images), batch_size=1000, verbose=0), np.float32)
 
 
-def predict_files(model, paths: list, save_preprocessed: Path | None = None) -> list[dict]:
+def kept_paths(paths: list) -> list[Path]:
+    """Where each file's outputs go inside an output folder: its path below the folder that holds all
+    the files, so photo/0.jpg and ink/0.png stay apart (and a single file is just its name)."""
+    resolved = [Path(p).resolve() for p in paths]
+    common = Path(os.path.commonpath([p.parent for p in resolved])) if resolved else Path()
+    return [p.relative_to(common) for p in resolved]
+
+
+def predict_files(model, paths: list, save_preprocessed: Path | None = None, explain: Path | None = None) -> list[dict]:
     """Preprocess each image file the way MNIST was made, then predict; optionally keep what the model saw.
 
     One entry per path, in order: {"file", "digit", "probabilities", "blank"} ("blank": no ink was
     found, so the digit is a guess), or {"file", "error"} for a file that is not a readable image:
-    one bad file does not stop the others.
+    one bad file does not stop the others. `save_preprocessed`: DIR/<path>.28x28.png, the 28x28;
+    `explain`: DIR/<path>.explain.png, each preprocessing step beside the probabilities; <path> is the
+    file's path below the folder holding all the files (kept_paths).
     """
     from PIL import Image
 
-    from .artifacts import write_bytes
+    from .artifacts import save_figure, write_bytes
+    from .plots import preprocessing_steps
 
-    results, digits = [], []
+    results, steps = [], []
     for path in paths:
         try:
-            digits.append(mnist_like(open_image(path)))
+            steps.append(preprocess_steps(open_image(path)))
             results.append({"file": str(path)})
         except TinyDigitsError as e:
             results.append({"file": str(path), "error": str(e)})
     good = [r for r in results if "error" not in r]
     if not good:
         return results
-    probabilities = predict_digits(model, np.stack(digits))
-    for r, digit, probs in zip(good, digits, probabilities):
-        r.update(digit=int(probs.argmax()), probabilities=[round(float(x), 6) for x in probs], blank=is_blank(digit))
+    probabilities = predict_digits(model, np.stack([s.digit for s in steps]))
+    names = dict(zip([r["file"] for r in good], kept_paths([r["file"] for r in good])))
+    for r, step, probs in zip(good, steps, probabilities):
+        r.update(digit=int(probs.argmax()), probabilities=[round(float(x), 6) for x in probs], blank=is_blank(step.digit))
+        name = names[r["file"]]
         if save_preprocessed is not None:
             buf = io.BytesIO()
-            Image.fromarray(digit).save(buf, format="PNG")
-            write_bytes(Path(save_preprocessed) / f"{Path(r['file']).stem}.28x28.png", buf.getvalue())
+            Image.fromarray(step.digit).save(buf, format="PNG")
+            write_bytes(Path(save_preprocessed) / name.with_name(f"{name.stem}.28x28.png"), buf.getvalue())
+        if explain is not None:
+            figure = preprocessing_steps(step, probs, title=r["file"])
+            r["explained"] = str(save_figure(figure, Path(explain) / name.with_name(f"{name.stem}.explain.png")))
     return results
 
 

@@ -81,7 +81,17 @@ def train(recipe: Recipe, ds: Dataset, verbose: int = 1) -> TrainResult:
     x_train, y_train, x_val, y_val = split_train(ds, recipe.validation_split)
     if not len(x_val):
         x_val, y_val = ds.x_test, ds.y_test
+    extra = 0
+    if recipe.extra_data:  # your own digits, preprocessed as `predict` does, mixed in
+        from .folders import load_image_folder
+
+        extra_x, extra_y, _ = load_image_folder(Path(recipe.extra_data))
+        extra = len(extra_x)
+        x_train = np.concatenate([x_train] + [extra_x] * recipe.extra_repeat)
+        y_train = np.concatenate([y_train] + [extra_y] * recipe.extra_repeat)
     model = build_model(recipe)
+    if recipe.init:
+        start_from(model, recipe.init)
     teacher = load_teacher(recipe.teacher) if recipe.teacher else None
     start = time.perf_counter()
     history = fit(model, recipe, (x_train, y_train), (x_val, y_val), teacher, verbose)
@@ -94,11 +104,21 @@ def train(recipe: Recipe, ds: Dataset, verbose: int = 1) -> TrainResult:
         "train_seconds": round(seconds, 2),
         "recipe": recipe.to_dict(),
         "dataset": {"name": ds.name, "folder": str(ds.folder), "data_dir": str(ds.folder) if ds.custom else None,
-                    "train": len(x_train),
+                    "train": len(x_train), "extra": extra,
                     "validation": len(x_val) if recipe.validation_split else 0, "test": len(ds.x_test)},
         "versions": versions(),
     }
     return TrainResult(model, recipe, history, metrics)
+
+
+def start_from(model, folder: str) -> None:
+    """Copy a run's weights into `model` (`--init`): the same design, or one clear error."""
+    source = Run(folder).model()
+    shapes = [tuple(w.shape) for w in source.get_weights()]
+    if shapes != [tuple(w.shape) for w in model.get_weights()]:
+        raise TinyDigitsError(f"--init {folder}: its model ({source.name}) is not this design ({model.name}); "
+                              "fine-tuning starts from the same layers")
+    model.set_weights(source.get_weights())
 
 
 def load_teacher(folder: str):
@@ -191,7 +211,8 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
         trainable, non_trainable, optimizer_vars = state
         images = normalize(images)  # (B, 28, 28) uint8 -> float32 in [0, 1]
         if recipe.augmented:
-            images = distort(key, images, recipe.shift, recipe.rotate, recipe.scale, recipe.elastic)
+            images = distort(key, images, recipe.shift, recipe.rotate, recipe.scale, recipe.elastic, recipe.slant,
+                             recipe.thickness)
         if teacher_vars is not None:
             teacher_probs, _ = teacher.stateless_call(*teacher_vars, images, training=False)
 

@@ -5,7 +5,7 @@ no server code, no CDN. The page draws, preprocesses (MNIST's way, in JS: static
 and classifies in the browser with tinydigits.wasm, the same C that `export-c` writes, compiled by
 targets/wasm.py. `serve` shows the same page and serves the same three model files.
 
-    DIR/index.html, DIR/static/{app.js,model.js,preprocess.js,style.css}   the page (tinydigits/static/)
+    DIR/index.html, DIR/static/{app.js,collect.js,model.js,preprocess.js,style.css}   the page (tinydigits/static/)
     DIR/tinydigits.wasm   the ABI in targets/wasm.py: memory, tinydigits_input/_output/_run
     DIR/model.json        the model's facts, with the int8 input/output scale and zero point
     DIR/explore.json      test images the int8 model gets wrong, most confident first (pixels in base64)
@@ -29,7 +29,8 @@ from .runs import Run
 from .targets import wasm
 
 EXPLORE_IMAGES = 96  # four pages of 24 in the explore view; about 100 KB of the page weight
-PAGE_FILES = ("index.html", "static/app.js", "static/model.js", "static/preprocess.js", "static/style.css")
+PAGE_FILES = ("index.html", "static/app.js", "static/collect.js", "static/model.js", "static/preprocess.js",
+              "static/style.css")
 WASM_FILE, FACTS_FILE, EXPLORE_FILE = "tinydigits.wasm", "model.json", "explore.json"
 
 

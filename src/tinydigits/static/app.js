@@ -6,20 +6,21 @@
 // goes up as a PNG and is preprocessed once, on the server). model.json says what is there.
 "use strict";
 
+import { attachPen, startCollect } from "./collect.js";
 import { mnistLike } from "./preprocess.js";
 import { loadWasmModel } from "./model.js";
 
 const PAGE_SIZE = 24;           // explore cards per "More"
-const MAX_UPLOAD_PIXELS = 40e6;  // as preprocess.MAX_PIXELS
+const PAUSE_MS = 60;            // the .wasm answers once the pen pauses this long: preprocessing takes ~0.1-0.3 s
+const MAX_UPLOAD_PIXELS = 40e6;  // as images.MAX_PIXELS
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
-const ctx = canvas.getContext("2d", { willReadFrequently: true });
 const modelChoice = $("model-choice");
-const tabs = [$("tab-draw"), $("tab-explore")];
+const tabs = [$("tab-draw"), $("tab-explore"), $("tab-collect")];
 const state = {
   facts: null, wasm: null,                             // model.json, the loaded .wasm
-  drawing: false, last: null, blank: true, upload: null,  // the drawing area
-  scheduled: false, pending: false, dirty: false,      // at most one prediction per frame / in flight
+  blank: true, upload: null,                           // the drawing area
+  timer: null, pending: false, dirty: false,           // one prediction per pause of the pen / in flight
   explore: null, shown: 0, loadingMore: false,         // the explore view
 };
 
@@ -43,32 +44,11 @@ function resetCanvas() {
   state.upload = null;
 }
 
-function point(event) {
-  const r = canvas.getBoundingClientRect();
-  return [(event.clientX - r.left) * canvas.width / r.width, (event.clientY - r.top) * canvas.height / r.height];
-}
-
-function stroke(to) {
-  if (state.upload) resetCanvas();  // drawing starts afresh over an uploaded picture
-  ctx.strokeStyle = "#fff";
-  ctx.lineWidth = 18;
-  ctx.lineCap = ctx.lineJoin = "round";
-  ctx.beginPath();
-  ctx.moveTo(...(state.last || to));
-  ctx.lineTo(...to);
-  ctx.stroke();
-  state.last = to;
-  state.blank = false;
-  requestPrediction();
-}
-
-canvas.addEventListener("pointerdown", (e) => {
-  state.drawing = true; state.last = null; canvas.setPointerCapture(e.pointerId); stroke(point(e));
+const ctx = attachPen(canvas, {
+  before: () => { if (state.upload) resetCanvas(); },  // drawing starts afresh over an uploaded picture
+  after: () => { state.blank = false; requestPrediction(); },
+  end: requestPrediction,
 });
-canvas.addEventListener("pointermove", (e) => { if (state.drawing) stroke(point(e)); });
-["pointerup", "pointercancel"].forEach((t) => canvas.addEventListener(t, () => {
-  state.drawing = false; state.last = null; requestPrediction();
-}));
 
 async function uploadImage(file) {
   try {
@@ -96,9 +76,8 @@ async function uploadImage(file) {
 function requestPrediction() {
   if (state.blank || !modelChoice.value) return;
   if (modelChoice.value === "wasm") {
-    if (state.scheduled) return;
-    state.scheduled = true;
-    requestAnimationFrame(() => { state.scheduled = false; predictHere(); });
+    clearTimeout(state.timer);  // a stroke still moving postpones it: drawing stays smooth
+    state.timer = setTimeout(() => { state.timer = null; predictHere(); }, PAUSE_MS);
   } else {
     predictOnServer();
   }
@@ -272,7 +251,15 @@ tabs.forEach((tab, i) => {
 
 $("clear").addEventListener("click", clearAll);
 $("upload").addEventListener("click", () => $("upload-file").click());
-$("upload-file").addEventListener("change", (e) => { if (e.target.files[0]) uploadImage(e.target.files[0]); e.target.value = ""; });
+$("camera").addEventListener("click", () => $("camera-file").click());  // a phone's camera, elsewhere a file
+["upload-file", "camera-file"].forEach((id) => $(id).addEventListener("change", (e) => {
+  if (e.target.files[0]) uploadImage(e.target.files[0]);
+  e.target.value = "";
+}));
+startCollect({ canvas: $("collect-canvas"), prompt: $("collect-prompt"), count: $("collect-count"),
+               save: $("collect-save"), skip: $("collect-skip"), clear: $("collect-clear"),
+               upload: $("collect-upload"), uploadFile: $("collect-file"), download: $("collect-download"),
+               error: $("error") });
 $("more").addEventListener("click", loadMore);
 modelChoice.addEventListener("change", requestPrediction);
 

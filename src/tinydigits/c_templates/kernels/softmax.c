@@ -58,7 +58,7 @@ static int count_leading_zeros(uint32_t x) {
 }
 
 /* TFLite reference int8 softmax (output scale 1/256, zero point -128). On a Cortex-M0 the
-   exponentials come from the generator's table (softmax_exp.py: exp_table[-diff], 0 past its end). */
+   exponentials come from the generator's table (codegen/ops/dense.py exp_table: [-diff], 0 past its end). */
 #if TINYDIGITS_SOFTMAX_EXP_TABLE
 static void softmax(const int8_t *in, int8_t *out, int depth, const int32_t *exp_table, int exp_table_size) {
 #else
