@@ -5,8 +5,9 @@ and flags, linked into a small test firmware, and run in simavr (AVR) or QEMU (C
 images. Each row says how much flash and RAM the model takes on that chip, whether it fits, how
 long an inference takes, and whether its outputs are byte-identical to the host build's.
 
-Reads RUN/model_int8.tflite; writes RUN/boards.json and, per board, RUN/firmware/<board>/ (ELF,
-.hex or .bin, map, the model's object file), added to the run folder as one set.
+Reads RUN/model_int8.tflite; writes RUN/boards.json, RUN/boards.png (flash and RAM against each
+chip's, latency) and, per board, RUN/firmware/<board>/ (ELF, .hex or .bin, map, the model's object
+file), added to the run folder as one set.
 
     report = measure_boards(Run("runs/lesson"), keys=["uno", "nano33ble"], images=100)
     print(format_boards(report))
@@ -16,12 +17,15 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
+from typing import Callable
 
-from .artifacts import preflight, staged_folder, write_json
+from .artifacts import preflight, save_figure, staged_folder, write_json
 from .codegen import write_standalone
 from .convert import LiteRT
 from .errors import TinyDigitsError
+from .plots import boards_figure
 from .runs import RUN_FILES, Run
 from .targets import BOARDS, Board, family, find
 from .targets import arm
@@ -129,6 +133,8 @@ def measure_boards(run: Run | Path, keys: list[str] | None = None, images: int =
             raise TinyDigitsError("no board could be built: " + "; ".join(f"{r['key']}: {r['problem']}" for r in rows))
         report = {"run": str(run.folder), "images": images, "boards": rows}
         write_json(staged / RUN_FILES.boards, report)
+        if any("ram_bytes" in row for row in rows):
+            save_figure(boards_figure(report), staged / RUN_FILES.boards_plot)
     return report
 
 
@@ -136,24 +142,89 @@ def core_name(core: str) -> str:
     return "AVR" if core == "avr" else core.replace("cortex-m", "Cortex-M").replace("plus", "+")
 
 
-def format_boards(report: dict) -> str:
-    lines = [f"{'board':26} {'core':10} {'clock':>7} {'flash / RAM':>13} {'model flash':>11} {'model RAM':>9}  "
-             f"{'fits (spare flash / RAM)':36} {'latency per inference':30} {'= host':>7}"]
-    for r in report["boards"]:
-        chip = f"{r['chip_flash_bytes'] // 1024:,}K / {r['chip_ram_bytes'] // 1024:,}K"
-        head = f"{r['board']:26} {core_name(r['core']):10} {r['clock_hz'] / 1e6:>3g} MHz {chip:>13}"
-        if "ram_bytes" not in r:  # not built, not linked or not run
-            flash = f"{r['flash_bytes']:>9,} B" if "flash_bytes" in r else f"{'-':>11}"
-            lines.append(f"{head} {flash} {'-':>9}  {r.get('verdict', r['status'])}: {r['problem']}")
-            continue
-        if "latency_ms" in r:
-            latency = f"{r['latency_ms']:8.2f} ms ({r['cycles_per_inference']:,} cycles)"
-        else:
-            latency = f">= {r['min_latency_ms']:5.2f} ms ({r['instructions_per_inference']:,} instr.)"
-        lines.append(f"{head} {r['flash_bytes']:>9,} B {r['ram_bytes']:>7,} B  {r['verdict']:36} {latency:30} "
-                     f"{r['matches_host']:>3}/{r['images']}")
-    lines += ["model flash: code + constant tables of the model's object file, built with the board's own flags; "
-              "model RAM: .data + .bss + measured stack + the int8 input and output buffers",
-              f"AVR: {HOW['avr']}", f"Cortex-M: {HOW['arm']}",
-              f"= host: inferences whose int8 outputs are byte-identical to the host build's, of {report['images']} test images"]
-    return "\n".join(lines)
+# A table is a list of columns (header with its unit, width, cell): negative widths align left. Each
+# cell is a function of one row of the report and returns its text; a new column is one more entry.
+Column = tuple[str, int, Callable[[dict], str]]
+TERMINAL_WIDTH = 100  # what every table and note fits, unless --wide
+
+
+def table(columns: list[Column], rows: list[dict]) -> list[str]:
+    """The header line and one line per row, the columns separated by two spaces."""
+    def line(cells):
+        return "  ".join(f"{text:{'<' if width < 0 else '>'}{abs(width)}}" for text, (_, width, _) in
+                         zip(cells, columns)).rstrip()
+    return [line([header for header, _, _ in columns])] + [line([cell(r) for _, _, cell in columns]) for r in rows]
+
+
+def notes(lines: list[str], wide: bool) -> list[str]:
+    """Explanations under a table, wrapped to TERMINAL_WIDTH unless `wide`."""
+    if wide:
+        return lines
+    return [wrapped for line in lines for wrapped in textwrap.wrap(line, TERMINAL_WIDTH, subsequent_indent="  ")]
+
+
+def _share(used: int, have: int) -> str:
+    share = 100 * used / have
+    return f"{share:.0f}%" if share >= 9.5 else f"{share:.1f}%"
+
+
+def _latency(r: dict) -> str:
+    if "latency_ms" in r:
+        return f"{r['latency_ms']:.2f}"
+    return f">= {r['min_latency_ms']:.2f}" if "min_latency_ms" in r else "-"
+
+
+def _count(r: dict) -> str:
+    if "cycles_per_inference" in r:
+        return f"{r['cycles_per_inference']:,} cycles"
+    return f"{r['instructions_per_inference']:,} instr." if "instructions_per_inference" in r else "-"
+
+
+def _measured(cell: Callable[[dict], str]) -> Callable[[dict], str]:
+    """A cell of a board that was built and run; "-" for the others."""
+    return lambda r: cell(r) if "ram_bytes" in r else "-"
+
+
+BOARD_COLUMNS: list[Column] = [  # what `boards` prints; BOARD_COLUMNS_WIDE with --wide
+    ("board", -9, lambda r: r["key"]),
+    ("core", -10, lambda r: core_name(r["core"])),
+    ("MHz", 4, lambda r: f"{r['clock_hz'] / 1e6:g}"),
+    ("flash B", 7, lambda r: f"{r['flash_bytes']:,}" if "flash_bytes" in r else "-"),
+    ("of chip", 7, lambda r: _share(r["flash_bytes"], r["chip_flash_bytes"]) if "flash_bytes" in r else "-"),
+    ("RAM B", 6, _measured(lambda r: f"{r['ram_bytes']:,}")),
+    ("of chip", 7, _measured(lambda r: _share(r["ram_bytes"], r["chip_ram_bytes"]))),
+    ("fits", -4, lambda r: r["status"] if r["status"] in ("PASS", "FAIL") else "-"),
+    ("latency ms", 10, _measured(_latency)),
+    ("per inference", 14, _measured(_count)),
+    ("= host", 7, _measured(lambda r: f"{r['matches_host']}/{r['images']}")),
+]
+BOARD_COLUMNS_WIDE: list[Column] = [
+    ("board", -26, lambda r: r["board"]),
+    ("core", -10, lambda r: core_name(r["core"])),
+    ("MHz", 4, lambda r: f"{r['clock_hz'] / 1e6:g}"),
+    ("chip flash KB", 13, lambda r: f"{r['chip_flash_bytes'] // 1024:,}"),
+    ("chip RAM KB", 11, lambda r: f"{r['chip_ram_bytes'] // 1024:,}"),
+    ("model flash B", 13, lambda r: f"{r['flash_bytes']:,}" if "flash_bytes" in r else "-"),
+    ("model RAM B", 11, _measured(lambda r: f"{r['ram_bytes']:,}")),
+    ("fits (spare flash / RAM)", -36, lambda r: r.get("verdict", r["status"])),
+    ("latency ms", 10, _measured(_latency)),
+    ("per inference", 14, _measured(_count)),
+    ("= host", 7, _measured(lambda r: f"{r['matches_host']}/{r['images']}")),
+]
+
+
+def format_boards(report: dict, wide: bool = False) -> str:
+    """The report as a table that fits 100 columns (`wide`: every column, long names), then what each
+    figure means; a board that fails or was not run gets a line saying why."""
+    rows = report["boards"]
+    lines = table(BOARD_COLUMNS_WIDE if wide else BOARD_COLUMNS, rows)
+    problems = [f"{r['key']}: {r.get('verdict', r['status'])}" + (f": {r['problem']}" if r.get("problem") else "")
+                for r in rows if r["status"] != "PASS"]
+    flash, ram = ("model flash B", "model RAM B") if wide else ("flash B", "RAM B")
+    explained = [f"{flash}: code + constant tables of the model's object file, built with the board's own flags; "
+                 f"{ram}: .data + .bss + measured stack + the int8 input and output buffers"
+                 + ("" if wide else "; of chip: the share of the chip's flash or RAM"),
+                 f"AVR: {HOW['avr']}", f"Cortex-M: {HOW['arm']}",
+                 f"= host: inferences whose int8 outputs are byte-identical to the host build's, of {report['images']} "
+                 "test images"]
+    return "\n".join(lines + notes(problems + explained, wide))

@@ -1,24 +1,30 @@
 """The `tinydigits` command: flags in, library calls, printed results, exit codes.
 
 Exit 0 on success; exit 2 with one `error: ...` line on stderr for bad input (no traceback).
-Every subcommand's --help has examples.
+`tinydigits` alone lists the commands with an example each (exit 0); every command's --help has
+its flags and more examples. Options may come before or after the positionals
+(`tinydigits predict RUN --json a.png`). stderr carries only tinydigits' own lines unless
+`--verbose` (process.py). Bad flags and a missing run folder are refused before Keras, JAX or
+TensorFlow is imported: the commands import what they need inside their functions.
+
+A new command: a `cmd_NAME(args)` function and a `command("NAME", cmd_NAME, help, examples)`
+block in build_parser; the first example is the one the bare usage shows.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from . import single_thread_xla
+from . import __version__, process
 from .artifacts import preflight
-from .data import default_cache_dir
 from .errors import TinyDigitsError
 from .interrupt import ctrl_c_stops
-from .runs import Run
+
+DESCRIPTION = "From the first TinyML lesson to a digit classifier on a microcontroller."
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,6 +32,24 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise TinyDigitsError(f"{self.prog}: {message}")
+
+
+def open_run(folder: Path):
+    """runs.Run(folder), imported on first use: runs.py imports numpy, which the supervising parent
+    process (process.supervise) does not need."""
+    from .runs import Run
+
+    return Run(folder)
+
+
+def board_key(name: str) -> str:
+    """--board NAME: any case ("Uno"); an unknown name is refused with the list of known ones."""
+    from .targets import find
+
+    try:
+        return find(name).key
+    except TinyDigitsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _examples(*lines: str) -> str:
@@ -110,7 +134,7 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from .evaluate import evaluate_run, format_report
 
-    run = Run(args.run)
+    run = open_run(args.run)
     report, class_names = evaluate_run(run, args.command_line)
     if args.json:
         print(json.dumps(report))
@@ -122,13 +146,15 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     import numpy as np
 
-    from .predict import format_probabilities, predict_digits, predict_files
+    from .predict import format_probabilities, predict_digits, predict_files, save_raw
 
     if args.index is None and not args.images:
         raise TinyDigitsError("predict: give --index N (a test image) or one or more image files")
     if args.top < 1:
         raise TinyDigitsError(f"--top must be at least 1, got {args.top}")
-    run = Run(args.run)
+    if args.save_raw is not None and (len(args.images) + (args.index is not None)) != 1:
+        raise TinyDigitsError("--save-raw writes one image: give one image file or --index N")
+    run = open_run(args.run)
     if args.save_preprocessed is not None and args.index is None:  # a folder the user adds files to
         run.model()  # a damaged model is reported before the folder is made
         try:
@@ -142,6 +168,8 @@ def cmd_predict(args):
             raise TinyDigitsError(f"--index {args.index} is outside the test set (0..{len(ds.x_test) - 1})")
         probs = predict_digits(run.model(), ds.x_test[args.index])[0]
         label = int(ds.y_test[args.index])
+        if args.save_raw is not None:
+            save_raw(ds.x_test[args.index], args.save_raw)
         if args.json:
             print(json.dumps({"index": args.index, "label": label, "digit": int(probs.argmax()),
                               "probabilities": [round(float(p), 6) for p in probs]}))
@@ -152,7 +180,7 @@ def cmd_predict(args):
         print(f"predicted {int(probs.argmax())} with confidence {probs.max():.4f}")
         print(format_probabilities(probs, args.top, ds.class_names))
         return
-    results = predict_files(run.model(), args.images, args.save_preprocessed)
+    results = predict_files(run.model(), args.images, args.save_preprocessed, raw_file=args.save_raw)
     if args.json:
         print(json.dumps(results))
     for r in results:  # a file that is not an image is reported on its own line; the others are still predicted
@@ -169,9 +197,11 @@ def cmd_predict(args):
 
 
 def cmd_convert(args):
+    if args.calibration < 1:
+        raise TinyDigitsError(f"--calibration must be at least 1, got {args.calibration}")
     from .verify import convert_run, explain_quantization, format_forms
 
-    run = Run(args.run)
+    run = open_run(args.run)
     report = convert_run(run, calibration=args.calibration, command=args.command_line)
     print(format_forms(report))
     print("\nquantization (int8 = round(real / scale) + zero_point):")
@@ -186,7 +216,7 @@ def cmd_export_c(args):
     from .export import export_c
 
     command = f"tinydigits export-c {args.run} --out {args.out}"  # the banner of every file: no --force in it
-    files = export_c(Run(args.run), args.out, command, force=args.force)
+    files = export_c(open_run(args.run), args.out, command, force=args.force)
     for path in files:
         print(f"{path}  ({path.stat().st_size:,} bytes)")
 
@@ -195,7 +225,7 @@ def cmd_export_web(args):
     from .web import export_web
 
     command = f"tinydigits export-web {args.run} --out {args.out}"
-    files = export_web(Run(args.run), args.out, command, force=args.force)
+    files = export_web(open_run(args.run), args.out, command, force=args.force)
     for path in files:
         print(f"{path}  ({path.stat().st_size:,} bytes)")
     total = sum(path.stat().st_size for path in files)
@@ -206,31 +236,35 @@ def cmd_export_arduino(args):
     from .export import ARDUINO_EXAMPLE, export_arduino
 
     command = f"tinydigits export-arduino {args.run} --out {args.out}"
-    for path in export_arduino(Run(args.run), args.out, command, force=args.force):
+    for path in export_arduino(open_run(args.run), args.out, command, force=args.force):
         print(f"{path}  ({path.stat().st_size:,} bytes)")
     print(f"an Arduino library: copy {args.out} into your Arduino libraries folder (or Sketch > Include Library > "
           f"Add .ZIP Library), then File > Examples > TinyDigits > {ARDUINO_EXAMPLE}")
 
 
 def cmd_mcu(args):
+    if args.images < 1:
+        raise TinyDigitsError(f"--images must be at least 1, got {args.images}")
     from .mcu import format_report, run_on_mcu
 
-    run = Run(args.run)
+    run = open_run(args.run)
     report = run_on_mcu(run, args.images, args.command_line)
-    print(format_report(report))
+    print(format_report(report, wide=args.wide))
     print(f"wrote {run.paths.mcu}")
 
 
 def cmd_boards(args):
+    if args.images < 1:
+        raise TinyDigitsError(f"--images must be at least 1, got {args.images}")
     from .boards import format_boards, measure_boards
 
-    run = Run(args.run)
+    run = open_run(args.run)
     report = measure_boards(run, args.board, args.images, args.command_line)  # raises if no board could be built
     if args.json:
         print(json.dumps(report))
         return
-    print(format_boards(report))
-    print(f"wrote {run.paths.boards} and {run.paths.firmware}/<board>/")
+    print(format_boards(report, wide=args.wide))
+    print(f"wrote {run.paths.boards}, {run.paths.boards_plot} and {run.paths.firmware}/<board>/")
 
 
 def cmd_compare(args):
@@ -299,20 +333,26 @@ def cmd_search(args):
 def cmd_serve(args):
     from .serve import serve
 
-    serve(Run(args.run), args.host, args.port, args.workers, announce=lambda line: print(line, flush=True))
+    serve(open_run(args.run), args.host, args.port, args.workers, announce=lambda line: print(line, flush=True))
 
 
 # ------------------------------------------------------------------------------------ parser
 
+VERBOSE_HELP = "also show what TensorFlow, JAX and the interpreters print on stderr"
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog="tinydigits", description="From the first TinyML lesson to a digit classifier on a microcontroller.",
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    parser = Parser(prog="tinydigits", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     def command(name, func, help, examples):
         p = sub.add_parser(name, help=help, description=help, epilog=_examples(*examples),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
         p.set_defaults(func=func)
+        p.examples = examples  # the first is the bare usage's
         return p
 
     p = command("train", cmd_train, "train a model (default: the lesson's recipe) and write a run folder",
@@ -341,6 +381,8 @@ def build_parser() -> Parser:
     p.add_argument("--top", type=int, default=10, help="show the K most likely digits")
     p.add_argument("--json", action="store_true")
     p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 image the model saw")
+    p.add_argument("--save-raw", type=Path, metavar="FILE",
+                   help="write the 28x28 input the model saw as 784 raw uint8 bytes (what the C's main.c reads)")
 
     p = command("convert", cmd_convert, "int8 and float32 .tflite, each form scored on the test set, TFLM arena size",
                 ["tinydigits convert runs/lesson", "tinydigits convert runs/lesson --calibration 1000"])
@@ -370,6 +412,7 @@ def build_parser() -> Parser:
                 ["tinydigits mcu runs/lesson", "tinydigits mcu runs/lesson --images 1000"])
     p.add_argument("run", type=Path)
     p.add_argument("--images", type=int, default=300, help="test images to run on the emulated chip")
+    p.add_argument("--wide", action="store_true", help="the full table: long column names, whole-firmware sizes")
 
     from .targets import BOARDS
 
@@ -378,10 +421,11 @@ def build_parser() -> Parser:
                 ["tinydigits boards runs/lesson", "tinydigits boards runs/lesson --board uno --board pico --images 300",
                  "tinydigits boards runs/lesson --json"])
     p.add_argument("run", type=Path)
-    p.add_argument("--board", action="append", metavar="NAME",
-                   help=f"a board (repeatable; default all): {', '.join(b.key for b in BOARDS)}")
+    p.add_argument("--board", action="append", metavar="NAME", type=board_key,
+                   help=f"a board (repeatable, any case; default all): {', '.join(b.key for b in BOARDS)}")
     p.add_argument("--images", type=int, default=100, help="test images to run on each emulated chip (default 100)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--wide", action="store_true", help="the full table: board names, chip memory, spare bytes, notes")
 
     from .compare import PRESETS
 
@@ -424,26 +468,60 @@ def build_parser() -> Parser:
     return parser
 
 
-def _process_settings() -> None:
-    """What the CLI, a process of its own, sets for itself and the workers it starts; a library import sets neither.
+def usage(parser: Parser) -> str:
+    """What `tinydigits` alone prints: the commands, each with its first example."""
+    commands = _commands(parser)
+    lines = [f"usage: tinydigits [--verbose] [--version] COMMAND ...", "", DESCRIPTION, "",
+             "commands, each with an example:"]
+    for name, p in commands.items():
+        example = p.examples[0].split("  #")[0].rstrip()
+        lines.append(f"  {name:15} {example}")
+    lines += ["", "tinydigits COMMAND --help: what it does, its flags, more examples",
+              "--verbose: also the messages of TensorFlow, JAX and the interpreters on stderr"]
+    return "\n".join(lines)
 
-    It also keeps XLA's compiled training programs between runs in ~/.cache/tinydigits/xla (JAX's
-    persistent cache; JAX_COMPILATION_CACHE_DIR moves it): the second `train` of a design skips the
-    compilation, about a third of the lesson's training time. Only before JAX is imported.
-    """
-    os.environ["MPLBACKEND"] = "Agg"  # figures go to files, never to a window
-    if "matplotlib" in sys.modules:  # already imported (the CLI called from Python): switch it directly
-        sys.modules["matplotlib"].use("Agg")
-    single_thread_xla()
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(default_cache_dir() / "xla"))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+def _commands(parser: Parser) -> dict[str, Parser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def parse_args(parser: Parser, argv: list[str]) -> argparse.Namespace | None:
+    """The top-level options, then the command's own, parsed intermixed: options may follow positionals
+    (`predict RUN --json a.png`). None when there is no command (bare usage)."""
+    split = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
+    top = parser.parse_args(argv[:split])
+    if split == len(argv):
+        return None if not top.version else top
+    commands = _commands(parser)
+    name = argv[split]
+    if name not in commands:
+        raise TinyDigitsError(f"tinydigits: unknown command {name!r} (commands: {', '.join(commands)})")
+    args = commands[name].parse_intermixed_args(argv[split + 1:], namespace=top)
+    args.command = name
+    return args
 
 
 def main(argv=None) -> int:
-    _process_settings()
-    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    """The `tinydigits` command. Called with no arguments it is the process's entry point: unless
+    --verbose, the command then runs in a supervised child process (process.py)."""
+    entry = argv is None
+    argv = sys.argv[1:] if entry else [str(a) for a in argv]
+    verbose = "--verbose" in argv
+    if entry and process.is_child():
+        process.adopt_stderr()
+    elif entry and not verbose and process.can_supervise():
+        return process.supervise(argv)
+    process.settings(verbose, quiet_python=entry and not verbose)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parse_args(parser, argv)
+        if args is None:
+            print(usage(parser))
+            return 0
+        if args.version:
+            print(f"tinydigits {__version__}")
+            return 0
         args.command_line = "tinydigits " + shlex.join(argv)  # recorded in each folder's manifest
         with ctrl_c_stops():
             code = args.func(args) or 0  # a command returns 2 when it reported its own errors

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import redraws_in_place
 from .artifacts import write_bytes, write_json
 from .errors import TinyDigitsError
 
@@ -227,10 +229,13 @@ def download(name: str, dest: Path, mirrors: list[str] | None = None, progress: 
 def _fetch(url: str, progress: bool) -> bytes:
     from tqdm.auto import tqdm  # looks for IPython to choose its bar: only paid when downloading
 
+    live = progress and redraws_in_place(sys.stderr)  # elsewhere one plain line per file, no carriage returns
+    if progress and not live:
+        print(f"downloading {url}", file=sys.stderr, flush=True)
     with urllib.request.urlopen(url, timeout=30) as resp:
         total = int(resp.headers.get("Content-Length") or 0) or None
         chunks = []
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not progress) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not live) as bar:
             while chunk := resp.read(1 << 16):
                 chunks.append(chunk)
                 bar.update(len(chunk))

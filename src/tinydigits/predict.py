@@ -2,6 +2,7 @@
 
     probabilities = predict_digits(model, images)      # (N, 28, 28) uint8 -> (N, 10) float32
     results = predict_files(model, ["seven.png"])      # [{"file", "digit", "probabilities", "blank"}]
+    save_raw(mnist_like(open_image("seven.png")), Path("seven.raw"))   # 784 bytes for the C's main.c
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import write_bytes
 from .data import normalize
 from .errors import TinyDigitsError
 from .preprocess import is_blank, mnist_like, open_image
@@ -21,16 +23,27 @@ def predict_digits(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(normalize(images), batch_size=1000, verbose=0), np.float32)
 
 
-def predict_files(model, paths: list, save_preprocessed: Path | None = None) -> list[dict]:
-    """Preprocess each image file the way MNIST was made, then predict; optionally keep what the model saw.
+def save_raw(image: np.ndarray, path: Path) -> Path:
+    """A 28x28 uint8 image (ink bright, as MNIST) as 784 raw bytes, row by row: the input file that the
+    generated C's main.c reads (`./tinydigits x.raw`) and quantizes itself, as the model does."""
+    path = Path(path)
+    if path.is_dir():
+        raise TinyDigitsError(f"--save-raw {path}: is a folder; give a file name such as {path / 'digit.raw'}")
+    try:
+        return write_bytes(path, np.ascontiguousarray(image, np.uint8).reshape(28 * 28).tobytes())
+    except OSError as e:
+        raise TinyDigitsError(f"--save-raw {path}: cannot be written ({e.strerror or type(e).__name__})") from None
+
+
+def predict_files(model, paths: list, save_preprocessed: Path | None = None, raw_file: Path | None = None) -> list[dict]:
+    """Preprocess each image file the way MNIST was made, then predict; optionally keep what the model saw
+    (`save_preprocessed`: a folder of 28x28 PNGs; `raw_file`: the first image's 784 raw bytes, see save_raw).
 
     One entry per path, in order: {"file", "digit", "probabilities", "blank"} ("blank": no ink was
     found, so the digit is a guess), or {"file", "error"} for a file that is not a readable image:
     one bad file does not stop the others.
     """
     from PIL import Image
-
-    from .artifacts import write_bytes
 
     results, digits = [], []
     for path in paths:
@@ -49,6 +62,8 @@ def predict_files(model, paths: list, save_preprocessed: Path | None = None) -> 
             buf = io.BytesIO()
             Image.fromarray(digit).save(buf, format="PNG")
             write_bytes(Path(save_preprocessed) / f"{Path(r['file']).stem}.28x28.png", buf.getvalue())
+    if raw_file is not None:
+        save_raw(digits[0], raw_file)
     return results
 
 
