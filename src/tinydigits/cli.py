@@ -213,12 +213,16 @@ def cmd_convert(args):
 
 
 def cmd_export_c(args):
-    from .export import export_c
+    from .export import PIXELS, export_c
 
     command = f"tinydigits export-c {args.run} --out {args.out}"  # the banner of every file: no --force in it
     files = export_c(open_run(args.run), args.out, command, force=args.force)
+    samples = [path for path in files if path.parent.name == "samples"]
     for path in files:
-        print(f"{path}  ({path.stat().st_size:,} bytes)")
+        if path not in samples:
+            print(f"{path}  ({path.stat().st_size:,} bytes)")
+    print(f"{samples[0].parent}/  ({len(samples)} sample images: {samples[0].name} ... {samples[-1].name}, "
+          f"{PIXELS} bytes each)")
 
 
 def cmd_export_web(args):
@@ -229,7 +233,8 @@ def cmd_export_web(args):
     for path in files:
         print(f"{path}  ({path.stat().st_size:,} bytes)")
     total = sum(path.stat().st_size for path in files)
-    print(f"{len(files)} files, {total / 1024:.0f} KB; try it: python -m http.server -d {args.out}")
+    print(f"{len(files)} files, {total / 1024:.0f} KB; try it: open {args.out / 'index.html'} in a browser "
+          f"(one self-contained file), or serve the folder: python -m http.server -d {args.out}")
 
 
 def cmd_export_arduino(args):

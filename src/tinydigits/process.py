@@ -92,13 +92,13 @@ def adopt_stderr() -> None:
     faulthandler.enable(sys.stderr)
 
 
-def supervise(argv: list[str]) -> int:
-    """Run `tinydigits ARGV` in a child process (see the module docstring); its exit code."""
+def supervise(argv: list[str], command: list[str] | None = None) -> int:
+    """Run `tinydigits ARGV` (or `command`) in a child process (see the module docstring); its exit code."""
     user_stderr = os.dup(2)
     package_root = str(Path(__file__).resolve().parent.parent)  # the child imports this very tinydigits
     env = {**os.environ, STDERR_FD: str(user_stderr),
            "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
-    command = [sys.executable, *subprocess._args_from_interpreter_flags(), "-m", "tinydigits", *argv]
+    command = command or [sys.executable, *subprocess._args_from_interpreter_flags(), "-m", "tinydigits", *argv]
     own_group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
     child = subprocess.Popen(command, stderr=subprocess.PIPE, pass_fds=(user_stderr,), env=env, **own_group)
     os.close(user_stderr)
