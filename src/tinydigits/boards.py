@@ -138,21 +138,26 @@ def measure_boards(run: Run | Path, keys: list[str] | None = None, images: int =
     return report
 
 
-def core_name(core: str) -> str:
-    return "AVR" if core == "avr" else core.replace("cortex-m", "Cortex-M").replace("plus", "+")
+def core_name(core: str, short: bool = False) -> str:
+    """"Cortex-M0+" ("M0+" when `short`), "AVR"."""
+    if core == "avr":
+        return "AVR"
+    name = core.replace("cortex-m", "Cortex-M").replace("plus", "+")
+    return name.replace("Cortex-", "") if short else name
 
 
-# A table is a list of columns (header with its unit, width, cell): negative widths align left. Each
-# cell is a function of one row of the report and returns its text; a new column is one more entry.
+# A table is a list of columns (header with its unit, width, cell), joined by one space: a width
+# holds its own padding, and a negative width aligns left. Each cell is a function of one row of
+# the report that returns its text; a new column is one more entry.
 Column = tuple[str, int, Callable[[dict], str]]
 TERMINAL_WIDTH = 100  # what every table and note fits, unless --wide
 
 
 def table(columns: list[Column], rows: list[dict]) -> list[str]:
-    """The header line and one line per row, the columns separated by two spaces."""
+    """The header line and one line per row."""
     def line(cells):
-        return "  ".join(f"{text:{'<' if width < 0 else '>'}{abs(width)}}" for text, (_, width, _) in
-                         zip(cells, columns)).rstrip()
+        return " ".join(f"{text:{'<' if width < 0 else '>'}{abs(width)}}" for text, (_, width, _) in
+                        zip(cells, columns)).rstrip()
     return [line([header for header, _, _ in columns])] + [line([cell(r) for _, _, cell in columns]) for r in rows]
 
 
@@ -185,31 +190,36 @@ def _measured(cell: Callable[[dict], str]) -> Callable[[dict], str]:
     return lambda r: cell(r) if "ram_bytes" in r else "-"
 
 
+def _flash(cell: Callable[[dict], str]) -> Callable[[dict], str]:
+    """A cell of a board whose model compiled (its flash is known); "-" for the others."""
+    return lambda r: cell(r) if "flash_bytes" in r else "-"
+
+
 BOARD_COLUMNS: list[Column] = [  # what `boards` prints; BOARD_COLUMNS_WIDE with --wide
-    ("board", -9, lambda r: r["key"]),
-    ("core", -10, lambda r: core_name(r["core"])),
+    ("board", -10, lambda r: r["key"]),
+    ("core", -4, lambda r: core_name(r["core"], short=True)),
     ("MHz", 4, lambda r: f"{r['clock_hz'] / 1e6:g}"),
-    ("flash B", 7, lambda r: f"{r['flash_bytes']:,}" if "flash_bytes" in r else "-"),
-    ("of chip", 7, lambda r: _share(r["flash_bytes"], r["chip_flash_bytes"]) if "flash_bytes" in r else "-"),
-    ("RAM B", 6, _measured(lambda r: f"{r['ram_bytes']:,}")),
-    ("of chip", 7, _measured(lambda r: _share(r["ram_bytes"], r["chip_ram_bytes"]))),
-    ("fits", -4, lambda r: r["status"] if r["status"] in ("PASS", "FAIL") else "-"),
+    ("flash B", 10, _flash(lambda r: f"{r['flash_bytes']:,}")),
+    ("%", 5, _flash(lambda r: _share(r["flash_bytes"], r["chip_flash_bytes"]))),
+    ("RAM B", 8, _measured(lambda r: f"{r['ram_bytes']:,}")),
+    ("%", 5, _measured(lambda r: _share(r["ram_bytes"], r["chip_ram_bytes"]))),
+    (" fits", -5, lambda r: f" {r['status']}" if r["status"] in ("PASS", "FAIL") else " -"),
     ("latency ms", 10, _measured(_latency)),
-    ("per inference", 14, _measured(_count)),
-    ("= host", 7, _measured(lambda r: f"{r['matches_host']}/{r['images']}")),
+    ("per inference", 17, _measured(_count)),
+    ("= host", 11, _measured(lambda r: f"{r['matches_host']}/{r['images']}")),
 ]
 BOARD_COLUMNS_WIDE: list[Column] = [
     ("board", -26, lambda r: r["board"]),
     ("core", -10, lambda r: core_name(r["core"])),
     ("MHz", 4, lambda r: f"{r['clock_hz'] / 1e6:g}"),
-    ("chip flash KB", 13, lambda r: f"{r['chip_flash_bytes'] // 1024:,}"),
-    ("chip RAM KB", 11, lambda r: f"{r['chip_ram_bytes'] // 1024:,}"),
-    ("model flash B", 13, lambda r: f"{r['flash_bytes']:,}" if "flash_bytes" in r else "-"),
-    ("model RAM B", 11, _measured(lambda r: f"{r['ram_bytes']:,}")),
-    ("fits (spare flash / RAM)", -36, lambda r: r.get("verdict", r["status"])),
+    ("chip flash KB", 14, lambda r: f"{r['chip_flash_bytes'] // 1024:,}"),
+    ("chip RAM KB", 12, lambda r: f"{r['chip_ram_bytes'] // 1024:,}"),
+    ("model flash B", 14, _flash(lambda r: f"{r['flash_bytes']:,}")),
+    ("model RAM B", 12, _measured(lambda r: f"{r['ram_bytes']:,}")),
+    (" fits (spare flash / RAM)", -42, lambda r: f" {r.get('verdict', r['status'])}"),
     ("latency ms", 10, _measured(_latency)),
-    ("per inference", 14, _measured(_count)),
-    ("= host", 7, _measured(lambda r: f"{r['matches_host']}/{r['images']}")),
+    ("per inference", 18, _measured(_count)),
+    ("= host", 12, _measured(lambda r: f"{r['matches_host']}/{r['images']}")),
 ]
 
 
@@ -223,7 +233,7 @@ def format_boards(report: dict, wide: bool = False) -> str:
     flash, ram = ("model flash B", "model RAM B") if wide else ("flash B", "RAM B")
     explained = [f"{flash}: code + constant tables of the model's object file, built with the board's own flags; "
                  f"{ram}: .data + .bss + measured stack + the int8 input and output buffers"
-                 + ("" if wide else "; of chip: the share of the chip's flash or RAM"),
+                 + ("" if wide else "; %: the share of the chip's flash or RAM"),
                  f"AVR: {HOW['avr']}", f"Cortex-M: {HOW['arm']}",
                  f"= host: inferences whose int8 outputs are byte-identical to the host build's, of {report['images']} "
                  "test images"]

@@ -50,21 +50,21 @@ def run_on_mcu(run: Run | Path, images: int = 300, command: str = "") -> dict:
 
 MCU_COLUMNS: list[Column] = [  # what `mcu` prints; MCU_COLUMNS_WIDE with --wide
     ("build", -5, lambda b: b["optimization"]),
-    ("flash B", 7, lambda b: f"{b['flash_bytes']:,}"),
-    ("RAM B", 5, lambda b: f"{b['ram_bytes']:,}"),
-    ("firmware B", 10, lambda b: f"{b['firmware_flash_bytes']:,}"),
-    ("instructions", 12, lambda b: f"{b['instructions_per_inference']:,}"),
-    (">= us", 7, lambda b: f"{b['min_microseconds_at_64MHz']:.1f}"),
-    ("= host", 7, lambda b: f"{b['matches_host']}/{b['images']}"),
+    ("flash B", 10, lambda b: f"{b['flash_bytes']:,}"),
+    ("RAM B", 8, lambda b: f"{b['ram_bytes']:,}"),
+    ("firmware B", 11, lambda b: f"{b['firmware_flash_bytes']:,}"),
+    ("instructions", 13, lambda b: f"{b['instructions_per_inference']:,}"),
+    (">= us", 10, lambda b: f"{b['min_microseconds_at_64MHz']:.1f}"),
+    ("= host", 12, lambda b: f"{b['matches_host']}/{b['images']}"),
 ]
 MCU_COLUMNS_WIDE: list[Column] = [
     ("build", -6, lambda b: b["optimization"]),
-    ("flash (model) B", 15, lambda b: f"{b['flash_bytes']:,}"),
-    ("RAM (data+bss+stack) B", 22, lambda b: f"{b['ram_bytes']:,}"),
-    ("whole firmware flash B", 22, lambda b: f"{b['firmware_flash_bytes']:,}"),
-    ("instructions/inference", 22, lambda b: f"{b['instructions_per_inference']:,}"),
-    (">= us @64MHz", 12, lambda b: f"{b['min_microseconds_at_64MHz']:.1f}"),
-    ("match host", 10, lambda b: f"{b['matches_host']}/{b['images']}"),
+    ("flash (model) B", 16, lambda b: f"{b['flash_bytes']:,}"),
+    ("RAM (data+bss+stack) B", 23, lambda b: f"{b['ram_bytes']:,}"),
+    ("whole firmware flash B", 23, lambda b: f"{b['firmware_flash_bytes']:,}"),
+    ("instructions/inference", 23, lambda b: f"{b['instructions_per_inference']:,}"),
+    (">= us @64MHz", 13, lambda b: f"{b['min_microseconds_at_64MHz']:.1f}"),
+    ("match host", 12, lambda b: f"{b['matches_host']}/{b['images']}"),
 ]
 
 

@@ -24,10 +24,12 @@ def _subplots(*args, **kwargs):
     return fig, axes
 
 
-def _epoch_axis(ax) -> None:
-    """Epochs are counted: whole numbers on the x axis, never 2.5."""
+def _epoch_axis(ax, epochs: int) -> None:
+    """Epochs are counted: whole numbers on the x axis, never 2.5 (and a single epoch is 1, not 0.95-1.05)."""
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs == 1:
+        ax.set_xticks([1])
 
 
 def training_curves(history: dict, title: str = "", loss_name: str = "loss"):
@@ -40,7 +42,7 @@ def training_curves(history: dict, title: str = "", loss_name: str = "loss"):
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], label="test")
         ax.set_title(name)
-        _epoch_axis(ax)
+        _epoch_axis(ax, len(epochs))
         ax.set_ylabel(unit)
         ax.legend()
         ax.grid(alpha=0.3)
@@ -106,7 +108,7 @@ def overlay_curves(histories: dict[str, dict]):
     for ax, label, unit in zip(axes, ("test accuracy", "test loss (cross-entropy)"),
                                ("accuracy (fraction correct)", "cross-entropy per image (log scale)")):
         ax.set_title(label)
-        _epoch_axis(ax)
+        _epoch_axis(ax, max(len(h["val_loss"]) for h in histories.values()))
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
     axes[1].set_yscale("log")
@@ -186,6 +188,7 @@ def boards_figure(report: dict):
     axes[2].set_title("latency (Cortex-M: a lower bound, hatched)")
     axes[2].grid(alpha=0.3, axis="x", which="both")
     axes[0].set_yticks(y, [r["key"] for r in rows])
+    axes[0].set_ylabel("board")
     axes[0].invert_yaxis()
     fig.suptitle(f"{report['run']} on the boards: the model's flash, RAM and time per digit")
     fig.tight_layout()
