@@ -135,7 +135,7 @@ def preflight(folder: Path, force: bool = False, resume: str | None = None, kind
         if not resume and kind is not None and found != kind:
             raise TinyDigitsError(f"{folder}: is {_a(found)} folder, not {_a(kind)} folder; choose another --out")
         if not resume and folder.is_symlink():
-            raise TinyDigitsError(f"{folder}: is a symbolic link (to {resolved}); --force would replace the link, "
+            raise TinyDigitsError(f"{folder}: is a symbolic link (to {os.readlink(folder)}); --force would replace the link, "
                                   "not the folder: choose another --out")
     parent = resolved.parent
     while not parent.exists():

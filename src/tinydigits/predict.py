@@ -71,5 +71,5 @@ def format_probabilities(probabilities: np.ndarray, top: int = 10, class_names: 
     """One line per class, highest first, with a bar; `top` limits the lines."""
     names = class_names or [str(d) for d in range(len(probabilities))]
     order = np.argsort(-probabilities)[:top]
-    return "\n".join(f"  {names[i]:>11}  {probabilities[i]:.4f}  {'#' * int(round(40 * probabilities[i]))}"
+    return "\n".join(f"  {names[i]:>11}  {probabilities[i]:.4f}  {'#' * int(round(40 * probabilities[i]))}".rstrip()
                      for i in order)
