@@ -22,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,12 +76,11 @@ def write_json(path: Path, obj) -> Path:
 
 
 def save_figure(fig, path: Path) -> Path:
-    """Render a matplotlib figure to PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
+    """Render a matplotlib figure to PNG atomically (and close it, if it is one of pyplot's)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
     return write_bytes(path, buf.getvalue())
 
 

@@ -124,6 +124,7 @@ def cmd_train(args):
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     preflight(out, args.force, kind="run")  # fail before training, not after
     ds = _load_data(args)
+    process.import_keras()
     print(f"training {recipe.name} on {ds.name} ({len(ds.x_train):,} train / {len(ds.x_test):,} test images), "
           f"{recipe.epochs} epochs of batch {recipe.batch_size}", flush=True)
     result = train(recipe, ds, verbose=0 if args.quiet else 1)
@@ -135,6 +136,7 @@ def cmd_evaluate(args):
     from .evaluate import evaluate_run, format_report
 
     run = open_run(args.run)
+    process.import_keras()
     report, class_names = evaluate_run(run, args.command_line)
     if args.json:
         print(json.dumps(report))
@@ -155,6 +157,7 @@ def cmd_predict(args):
     if args.save_raw is not None and (len(args.images) + (args.index is not None)) != 1:
         raise TinyDigitsError("--save-raw writes one image: give one image file or --index N")
     run = open_run(args.run)
+    process.import_keras()
     if args.save_preprocessed is not None and args.index is None:  # a folder the user adds files to
         run.model()  # a damaged model is reported before the folder is made
         try:

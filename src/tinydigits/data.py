@@ -129,8 +129,26 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    return parse_idx(read_idx_bytes(path), str(path))
+def read_idx(path: Path, cache_dir: Path | None = None) -> np.ndarray:
+    """An IDX file as a uint8 array. With `cache_dir`, a gzipped file is decompressed once: its plain
+    bytes are kept in CACHE_DIR/idx/ under its path, size and mtime, and read from there next time
+    (gunzipping MNIST's training images takes about 0.4 s, reading them back about 0.02 s)."""
+    path = Path(path)
+    if cache_dir is None or not path.name.endswith(".gz"):
+        return parse_idx(read_idx_bytes(path), str(path))
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    plain = Path(cache_dir) / "idx" / f"{path.name[:-3]}-{key}"
+    try:
+        return parse_idx(plain.read_bytes(), str(path))
+    except (OSError, TinyDigitsError):  # not cached yet, or a damaged copy: from the file itself
+        data = read_idx_bytes(path)
+        array = parse_idx(data, str(path))
+        try:
+            write_bytes(plain, data)
+        except OSError:
+            pass  # a read-only cache only costs the decompression next time
+        return array
 
 
 def default_roots() -> list[Path]:
@@ -268,7 +286,7 @@ def load_dataset(name: str = "mnist", data_dir: Path | None = None, roots: list[
         path = _file_in(folder, key)
         if data_dir is None:  # a folder given by hand holds the user's own data: nothing to check against
             _verified(path, CHECKSUMS[name][key], cache_dir)
-        arrays[key] = read_idx(path)
+        arrays[key] = read_idx(path, cache_dir)
     _check_shapes(arrays, folder)
     return Dataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], folder,
                    custom=data_dir is not None)

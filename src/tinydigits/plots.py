@@ -6,22 +6,22 @@
 Every figure has a title and axes labelled with their units; epochs are whole numbers on the axis,
 and values that span decades (flash bytes, chip memory, latency) sit on a log axis.
 
-The backend is the user's: inline in Jupyter and Colab, where a returned Figure shows as the cell's
-value; the CLI picks Agg for itself. Each figure is closed in pyplot as soon as it is made, so pyplot
-neither shows it a second time at the end of a notebook cell nor keeps it alive in a long loop.
+The figures are matplotlib `Figure` objects made without pyplot: none of pyplot's global state
+(its list of open figures, its backend), so pyplot neither shows one a second time at the end of a
+notebook cell nor keeps it alive in a long loop, and the CLI does not pay for importing pyplot. In
+Jupyter and Colab a returned Figure shows as the cell's value; `fig.savefig(...)` in a script.
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 
-def _subplots(*args, **kwargs):
-    """plt.subplots, detached from pyplot's list of open figures (see the module docstring)."""
-    fig, axes = plt.subplots(*args, **kwargs)
-    plt.close(fig)
-    return fig, axes
+def _subplots(*args, figsize=None, **kwargs):
+    """Like plt.subplots, but a Figure of its own, outside pyplot (see the module docstring)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def _epoch_axis(ax, epochs: int) -> None:
@@ -32,12 +32,12 @@ def _epoch_axis(ax, epochs: int) -> None:
         ax.set_xticks([1])
 
 
-def training_curves(history: dict, title: str = "", loss_name: str = "loss"):
+def training_curves(history: dict, title: str = "", loss_name: str = "cross-entropy"):
     """Per-epoch train and test accuracy and loss, side by side, as the lesson plots them."""
     fig, axes = _subplots(1, 2, figsize=(10, 3.8))
     epochs = np.arange(1, len(history["loss"]) + 1)
     for ax, key, name, unit in ((axes[0], "accuracy", "model accuracy", "accuracy (fraction correct)"),
-                                (axes[1], "loss", "model loss", "loss (mean per image)")):
+                                (axes[1], "loss", "model loss", f"loss ({loss_name}, mean per image)")):
         ax.plot(epochs, history[key], label="train")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], label="test")

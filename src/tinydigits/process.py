@@ -71,6 +71,28 @@ def settings(verbose: bool = False, quiet_python: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+# Libraries Keras imports at its own import when they are installed, for features tinydigits never
+# uses: DataFrame inputs (pandas), its notebook file editor (IPython), bounding boxes (cv2) and
+# image galleries (pyplot). About 1 s of a `tinydigits train`, on 2 cores.
+KERAS_EXTRAS = ("pandas", "IPython", "cv2", "matplotlib.pyplot")
+
+
+def import_keras() -> None:
+    """Import Keras without KERAS_EXTRAS (it takes them as not installed). The CLI calls it in its own
+    process just before the work that needs Keras; each of them can still be imported afterwards."""
+    if "keras" in sys.modules:
+        return
+    held = [name for name in KERAS_EXTRAS if name not in sys.modules]
+    for name in held:
+        sys.modules[name] = None  # an import of it raises ImportError, which Keras catches
+    try:
+        import keras  # noqa: F401
+    finally:
+        for name in held:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 def is_child() -> bool:
     """This process is the child of `supervise`."""
     return STDERR_FD in os.environ

@@ -297,7 +297,8 @@ def save_run(result: TrainResult, run_dir: Path, force: bool = False, int8_model
             result.model.save(tmp / RUN_FILES.model)
         write_json(tmp / RUN_FILES.history, result.history)
         write_json(tmp / RUN_FILES.metrics, result.metrics)
-        save_figure(training_curves(result.history, title=result.recipe.name), tmp / RUN_FILES.curves)
+        loss = "MSE" if result.recipe.loss == "mse" else "cross-entropy"
+        save_figure(training_curves(result.history, title=result.recipe.name, loss_name=loss), tmp / RUN_FILES.curves)
         if int8_model is not None:
             write_bytes(tmp / RUN_FILES.int8_model, int8_model)
     return run_dir
