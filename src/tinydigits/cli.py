@@ -484,8 +484,7 @@ def usage(parser: Parser) -> str:
     for name, p in commands.items():
         example = p.examples[0].split("  #")[0].rstrip()
         lines.append(f"  {name:15} {example}")
-    lines += ["", "tinydigits COMMAND --help: what it does, its flags, more examples",
-              "--verbose: also the messages of TensorFlow, JAX and the interpreters on stderr"]
+    lines += ["", "tinydigits COMMAND --help: what it does, its flags, more examples", f"--verbose: {VERBOSE_HELP}"]
     return "\n".join(lines)
 
 
