@@ -123,3 +123,17 @@ def test_a_bad_flag_is_refused_before_keras_jax_or_tensorflow_is_imported(conver
     lines = proc.stderr.splitlines()
     assert len(lines) == len(cases) and all(line.startswith("error: ") for line in lines), lines
     assert "unknown board 'Nope' (known: uno, mega2560," in lines[2]
+
+
+def test_train_never_imports_tensorflow(tmp_path):
+    """Training runs on JAX: TensorFlow (2 s of start-up) is for the commands that convert. Keras asks
+    whether TensorFlow is installed when it seeds and when it saves; the answer must not import it."""
+    code = textwrap.dedent(f"""
+        import sys
+        from tinydigits.cli import main
+        code = main(["train", "--epochs", "1", "--quiet", "--out", {str(tmp_path / "run")!r}])
+        print(code, "tensorflow" in sys.modules, "jax" in sys.modules)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.stdout.splitlines()[-1] == "0 False True", proc.stderr[-2000:]
+    assert (tmp_path / "run" / "model.keras").is_file()
