@@ -71,3 +71,9 @@ def test_boards_figure_puts_flash_ram_and_latency_on_log_axes():
     chip_bars = flash.containers[0]  # the chip's flash, one bar per board, from the same left edge
     assert [round(b.get_x() + b.get_width()) for b in chip_bars] == [r["chip_flash_bytes"] for r in built]
     assert [round(b.get_x() + b.get_width()) for b in ram.containers[1]] == [r["ram_bytes"] for r in built]
+
+
+def test_a_figure_shows_itself_in_a_notebook():
+    """Made without pyplot, a figure still displays as a cell's value: IPython asks for _repr_png_."""
+    png = plots.training_curves(HISTORY)._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

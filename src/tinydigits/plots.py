@@ -13,9 +13,21 @@ Jupyter and Colab a returned Figure shows as the cell's value; `fig.savefig(...)
 """
 from __future__ import annotations
 
+import io
+
+import matplotlib.figure
 import numpy as np
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+
+class Figure(matplotlib.figure.Figure):
+    """A matplotlib Figure that shows itself as a PNG where a notebook displays a cell's value (pyplot's
+    inline backend would do it for figures made through pyplot; these are not)."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
 
 
 def _subplots(*args, figsize=None, **kwargs):
