@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import needs, save_tiny_run, tree
 
@@ -95,8 +96,14 @@ def test_boards_table_agrees_with_the_elf(converted_run, capsys, monkeypatch):
     code = main(["boards", converted_run.name, "--board", "uno", "--board", "microbit", "--board", "nano33ble",
                  "--images", "30"])
     out = capsys.readouterr().out
-    assert code == 0 and "cycles)" in out and "instr.)" in out and ">=" in out
     report = json.loads((converted_run / "boards.json").read_text())
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 100  # fits a terminal
+    for r, line in zip(report["boards"], out.splitlines()[1:]):  # each row says what boards.json holds
+        count = f"{r['cycles_per_inference']:,} cycles" if r["core"] == "avr" else f"{r['instructions_per_inference']:,} instr."
+        latency = f"{r['latency_ms']:.2f}" if r["core"] == "avr" else f">= {r['min_latency_ms']:.2f}"
+        assert line.split()[0] == r["key"] and f" {r['flash_bytes']:,} " in line and f" {r['ram_bytes']:,} " in line
+        assert count in line and latency in line and line.endswith(f"{r['matches_host']}/30"), line
+    assert Image.open(converted_run / "boards.png").size[0] > 1000  # flash, RAM and latency, plotted
     assert [r["key"] for r in report["boards"]] == ["uno", "microbit", "nano33ble"]
     assert (converted_run / ".tinydigits.json").exists() and not list(converted_run.parent.glob(".*partial"))
     for r in report["boards"]:
@@ -248,3 +255,47 @@ def test_arduino_sketch_builds_with_arduino_builder_and_answers_as_the_host(key,
         digit, probabilities = re.search(r"digit (\d) probabilities((?: \d\.\d{4}){10})$", line).groups()
         sketch_bytes = np.round(np.array(probabilities.split(), float) * 256).astype(int) - 128  # scale 1/256, zp -128
         assert int(digit) == expected.argmax() and np.array_equal(sketch_bytes, expected), line
+
+
+def synthetic_boards_report() -> dict:
+    """A boards.json as measure_boards writes it, every kind of row: passed, failed to fit, no toolchain,
+    too big to compile; the longest names and numbers the boards have."""
+    rows = []
+    for board in BOARDS:
+        row = {"key": board.key, "board": board.name, "chip": board.chip, "core": board.core, "clock_hz": board.clock_hz,
+               "chip_flash_bytes": board.flash_bytes, "chip_ram_bytes": board.ram_bytes, "built": True, "status": "PASS",
+               "flash_bytes": 1_234_567, "ram_bytes": 123_456, "matches_host": 10_000, "images": 10_000,
+               "verdict": f"PASS (spare {board.flash_bytes - 1_234_567:,} B / {board.ram_bytes - 123_456:,} B)"}
+        if board.core == "avr":
+            row.update(cycles_per_inference=123_456_789, latency_ms=7716.05)
+        else:
+            row.update(instructions_per_inference=12_345_678, min_latency_ms=771.6)
+        rows.append(row)
+    rows[0].update(status="FAIL", verdict="FAIL (flash 1,234,567 B > 32,768 B, RAM 123,456 B > 2,048 B)")
+    rows[1] = {k: v for k, v in rows[1].items() if k not in ("ram_bytes", "flash_bytes", "verdict")}
+    rows[1].update(status="NO TOOLCHAIN", built=False, problem="avr-gcc not found: install it with `apt-get install gcc-avr`")
+    rows[2] = {k: v for k, v in rows[2].items() if k not in ("ram_bytes", "verdict")}
+    rows[2].update(status="FAIL", problem="does not compile for nRF51822: arm-none-eabi-gcc failed (exit status 1): "
+                   "model.c:12: error: size of array 'w0' is too large")
+    return {"run": "runs/a-run-folder-with-a-long-name", "images": 10_000, "boards": rows}
+
+
+def test_boards_and_mcu_tables_fit_100_columns_and_wide_shows_everything():
+    from tinydigits.boards import format_boards
+    from tinydigits.mcu import format_report
+
+    report = synthetic_boards_report()
+    narrow, wide = format_boards(report).splitlines(), format_boards(report, wide=True).splitlines()
+    assert max(map(len, narrow)) <= 100 and max(map(len, wide)) > 100
+    assert narrow[0].split()[:3] == ["board", "core", "MHz"] and "flash B" in narrow[0] and "ms/digit" in narrow[0]
+    assert "FAIL (flash 1,234,567 B > 32,768 B, RAM 123,456 B > 2,048 B)" in "\n".join(narrow)  # why, under the table
+    assert any("mega2560: NO TOOLCHAIN: avr-gcc not found" in line for line in narrow)
+    assert "Raspberry Pi Pico" in wide[4] and "PASS (spare 862,585 B / 146,880 B)" in wide[4]
+    assert "123,456,789 cycles" in narrow[1] and "12,345,678 instr." in narrow[4] and ">= 771.60" in narrow[4]
+    build = {"optimization": "-Os", "flash_bytes": 1_234_567, "ram_bytes": 123_456, "firmware_flash_bytes": 2_345_678,
+             "instructions_per_inference": 12_345_678, "min_microseconds_at_64MHz": 192901.2, "matches_host": 10_000,
+             "images": 10_000}
+    mcu = {"board": "mps2-an386 (Cortex-M4) in qemu-system-arm", "builds": [build, {**build, "optimization": "-O2"}]}
+    narrow, wide = format_report(mcu).splitlines(), format_report(mcu, wide=True).splitlines()
+    assert max(map(len, narrow)) <= 100 and max(map(len, wide)) > 100
+    assert narrow[2].split() == ["-Os", "1,234,567", "123,456", "2,345,678", "12,345,678", "192901.2", "10000/10000"]

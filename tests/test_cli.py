@@ -347,3 +347,58 @@ def test_evaluate_images_scores_your_own_folder(lesson_run, mnist, tmp_path, cap
     (tmp_path / "scans" / "seven").mkdir()
     code, _, err = run_cli(capsys, "evaluate", lesson_run, "--images", tmp_path / "scans")
     assert code == 2 and "must be named by its digit" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- what people type ------------------------------------------------------------------------------
+
+def test_bare_tinydigits_lists_every_command_with_an_example():
+    proc = subprocess.run([sys.executable, "-m", "tinydigits"], capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and proc.stderr == "" and lines[0].startswith("usage: tinydigits")
+    commands = list(build_parser()._subparsers._group_actions[0].choices)
+    listed = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert listed == commands and len(commands) >= 12
+    for line in (line for line in lines if line.startswith("  ")):
+        name, example = line.split(maxsplit=1)
+        assert example.startswith(f"tinydigits {name}"), line
+    assert max(map(len, lines)) <= 100
+    version = subprocess.run([sys.executable, "-m", "tinydigits", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout == f"tinydigits {__import__('tinydigits').__version__}\n"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["predict", "R", "--json", "a.png"], {"run": "R", "images": ["a.png"], "json": True}),
+    (["predict", "R", "a.png", "--json", "b.png", "--top", "3"], {"images": ["a.png", "b.png"], "top": 3}),
+    (["predict", "--index", "0", "R"], {"run": "R", "index": 0, "images": []}),
+    (["export-c", "--out", "fw", "R"], {"run": "R", "out": "fw"}),
+    (["evaluate", "--json", "R"], {"run": "R", "json": True}),
+    (["convert", "--calibration", "100", "R"], {"run": "R", "calibration": 100}),
+    (["boards", "--board", "Uno", "R", "--board", "PICO", "--wide"], {"run": "R", "board": ["uno", "pico"], "wide": True}),
+    (["mcu", "--images", "5", "R"], {"run": "R", "images": 5}),
+    (["serve", "--port", "9000", "R"], {"run": "R", "port": 9000}),
+    (["export-web", "--force", "R", "--out", "s"], {"run": "R", "out": "s", "force": True}),
+    (["train", "--hidden", "64", "32", "--epochs", "2"], {"hidden": [64, 32], "epochs": 2}),
+    (["--verbose", "train", "--quiet"], {"verbose": True, "quiet": True}),
+    (["train", "--quiet", "--verbose"], {"verbose": True}),
+])
+def test_options_may_follow_positionals_in_every_command(argv, expected):
+    from tinydigits.cli import parse_args
+
+    args = parse_args(build_parser(), argv)
+    got = {k: (str(v) if isinstance(v, os.PathLike) else [str(x) for x in v] if isinstance(v, list) and k == "images"
+               else v) for k, v in vars(args).items()}
+    assert {k: got[k] for k in expected} == expected
+
+
+def test_options_after_positionals_end_to_end(lesson_run, tmp_path, capsys):
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "a.png")
+    code, out, _ = run_cli(capsys, "predict", lesson_run, "--json", tmp_path / "a.png")
+    assert code == 0 and json.loads(out)[0]["file"] == str(tmp_path / "a.png")
+
+
+def test_a_wrong_board_lists_the_valid_names(capsys):
+    code, _, err = run_cli(capsys, "boards", "R", "--board", "Arduino")
+    assert code == 2 and err.strip().endswith("unknown board 'Arduino' (known: uno, mega2560, microbit, pico, "
+                                              "nano33ble, stm32f746, nrf5340, esp32c3, pico2-riscv, ch32v003)")
+    code, _, err = run_cli(capsys, "frobnicate")
+    assert code == 2 and "unknown command 'frobnicate' (commands: train, import, evaluate, predict" in err

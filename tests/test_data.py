@@ -86,6 +86,27 @@ def test_checksum_mismatch_is_caught_and_verdict_is_cached(tmp_path, cache_dir):
         data.load_dataset("mnist", roots=[root], cache_dir=cache_dir, allow_download=False)
 
 
+def test_gzipped_files_are_decompressed_once(tmp_path, cache_dir, monkeypatch):
+    """The second load reads the cached plain IDX bytes: no gunzip; a changed or damaged file is read afresh."""
+    root = tmp_path / "data"
+    folder = _copy_mnist(root / "mnist")
+    first = data.load_dataset("mnist", roots=[root], cache_dir=cache_dir, allow_download=False)
+    assert len(list((cache_dir / "idx").iterdir())) == 4
+    monkeypatch.setattr(gzip, "decompress", lambda *a: pytest.fail("gunzipped again"))
+    again = data.load_dataset("mnist", roots=[root], cache_dir=cache_dir, allow_download=False)
+    assert all(np.array_equal(getattr(first, k), getattr(again, k)) for k in data.FILES)
+    monkeypatch.undo()
+    for cached in (cache_dir / "idx").iterdir():
+        cached.write_bytes(cached.read_bytes()[:100])  # a truncated copy is not trusted
+    assert np.array_equal(data.load_dataset("mnist", roots=[root], cache_dir=cache_dir, allow_download=False).x_test,
+                          first.x_test)
+    labels = bytearray(gzip.decompress((folder / data.FILES["y_test"]).read_bytes()))
+    labels[100] = (labels[100] + 1) % 10  # the source changes: its checksum is checked again, not the old copy read
+    (folder / data.FILES["y_test"]).write_bytes(gzip.compress(bytes(labels)))
+    with pytest.raises(TinyDigitsError, match="checksum mismatch"):
+        data.load_dataset("mnist", roots=[root], cache_dir=cache_dir, allow_download=False)
+
+
 def test_search_order_and_not_found_message(tmp_path, cache_dir):
     first, second = tmp_path / "a", tmp_path / "b"
     _copy_mnist(second / "mnist")
@@ -105,8 +126,11 @@ def test_offline_download_failure_is_one_clear_error(tmp_path, cache_dir):
     assert not list((cache_dir / "mnist").glob("*.gz")) if (cache_dir / "mnist").exists() else True
 
 
-def test_download_from_a_mirror_verifies_and_caches(tmp_path, cache_dir, capsys):
-    """A loopback HTTP server stands in for the public mirror; a tqdm bar per file shows the progress."""
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log"])
+def test_download_from_a_mirror_verifies_and_caches(tmp_path, cache_dir, capsys, monkeypatch, terminal):
+    """A loopback HTTP server stands in for the public mirror. In a terminal a tqdm bar per file shows the
+    progress; in a log (a pipe, a file) one plain line per file, no carriage returns."""
+    monkeypatch.setattr(data, "redraws_in_place", lambda stream: terminal)
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(SHARED_MNIST), **k)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -117,7 +141,11 @@ def test_download_from_a_mirror_verifies_and_caches(tmp_path, cache_dir, capsys)
         server.shutdown()
     assert ds.folder == cache_dir / "mnist" and len(ds.x_test) == 10000
     progress = capsys.readouterr().err
-    assert all(f"{f}: 100%" in progress for f in data.FILES.values())
+    if terminal:
+        assert all(f"{f}: 100%" in progress for f in data.FILES.values())
+    else:
+        mine = [line for line in progress.splitlines() if '"GET /' not in line]  # not the test server's own log
+        assert mine == [f"downloading {mirror}{f}" for f in data.FILES.values()] and "\r" not in progress
     for key, f in data.FILES.items():
         assert hashlib.md5(gzip.decompress((cache_dir / "mnist" / f).read_bytes())).hexdigest() == data.CHECKSUMS["mnist"][key]
 

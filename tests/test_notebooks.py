@@ -127,7 +127,7 @@ IMPORT_LEAVES_PROCESS_ALONE = """
 import gc, os, sys
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # what Jupyter sets
 import tinydigits, tinydigits.plots, tinydigits.serve, tinydigits.train, tinydigits.data
-import matplotlib
+import matplotlib, matplotlib.pyplot  # plots uses no pyplot; a user's pyplot has no figure of ours open
 fig = tinydigits.plots.training_curves({"loss": [1.0, 0.5], "accuracy": [0.5, 0.9]})
 print(matplotlib.get_backend(), os.environ.get("XLA_FLAGS"), gc.get_freeze_count(), len(matplotlib.pyplot.get_fignums()),
       type(fig).__name__)

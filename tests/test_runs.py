@@ -181,7 +181,7 @@ def test_a_symbolic_link_stays_a_link(tiny_run, tmp_path):
     with pytest.raises(TinyDigitsError) as e:
         with staged_folder(tmp_path / "site", "web", force=True) as tmp:
             write_bytes(tmp / "index.html", b"new")
-    assert str(e.value).startswith(f"{tmp_path / 'site'}: is a symbolic link (to {tmp_path / 'real-site'})")
+    assert str(e.value).startswith(f"{tmp_path / 'site'}: is a symbolic link (to real-site)")  # as `ls -l` shows it
     assert (tmp_path / "site").is_symlink() and (tmp_path / "real-site" / "index.html").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["real-run", "real-site", "run", "site"]
 

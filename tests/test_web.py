@@ -21,6 +21,7 @@ from tinydigits.runtimes import TFLM, LiteRT
 from tinydigits.errors import TinyDigitsError
 from tinydigits.preprocess import mnist_like
 from tinydigits.targets import wasm
+from tinydigits.web import page_files, self_contained_page
 
 wasmtime = import_or_skip("wasmtime")
 
@@ -179,6 +180,8 @@ def test_a_missing_wasm_is_said_on_the_page(static_server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.route("**/tinydigits.wasm", lambda route: route.fulfill(status=404, body="not found"))
+        page.route(static_server, lambda route: route.fulfill(  # the page as served, which fetches its files
+            status=200, content_type="text/html", body=page_files()["index.html"]))
         page.goto(static_server)
         page.wait_for_selector("#error:not([hidden])")
         assert "could not load the model: tinydigits.wasm: HTTP 404" in page.inner_text("#error")
@@ -389,7 +392,10 @@ def test_serve_shows_the_same_page_and_wasm(converted_run, site, module):
     from tinydigits.serve import create_app
 
     client = TestClient(create_app(Run(converted_run)))
-    assert client.get("/").text == (site / "index.html").read_text()
+    page = page_files()
+    assert client.get("/").content == page["index.html"]  # the page as it is; the site's is the same, inlined:
+    model_files = {name: (site / name).read_bytes() for name in ("tinydigits.wasm", "model.json", "explore.json")}
+    assert (site / "index.html").read_bytes() == self_contained_page(page, model_files)
     assert client.get("/static/preprocess.js").text == (site / "static" / "preprocess.js").read_text()
     r = client.get("/tinydigits.wasm")
     assert r.headers["content-type"] == "application/wasm" and r.content == module
@@ -397,3 +403,36 @@ def test_serve_shows_the_same_page_and_wasm(converted_run, site, module):
     assert facts["api"] is True and facts["wasm"]["input_zero_point"] == -128 and facts["explore"] is True
     assert client.get("/explore.json").json()["items"][0]["pixels"]
     assert client.get("/nothing-here.json").status_code == 404
+
+
+# ---- index.html from disk (file://), as a double click opens it --------------------------------
+
+@pytest.mark.browser
+def test_the_exported_index_html_works_from_file_urls(site, tmp_path):
+    """Chromium refuses module scripts and fetch from file://: the page carries everything inline. Copied
+    alone into an empty folder, it still draws, classifies with the .wasm and explores the test set."""
+    if CHROMIUM is None:
+        skip_or_fail("Debian's chromium is not installed (./setup.sh installs it)")
+    alone = tmp_path / "index.html"
+    alone.write_bytes((site / "index.html").read_bytes())
+    with launch(alone.as_uri()) as page:
+        assert page.eval_on_selector_all("#model-choice option", "os => os.map(o => o.value)") == ["wasm"]
+        draw(page, [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]])  # a seven
+        page.wait_for_function("document.getElementById('digit').textContent === '7'", timeout=10000)
+        widths = page.eval_on_selector_all(".result .bar > div", "els => els.map(e => parseFloat(e.style.width))")
+        assert max(widths) > 50 and abs(sum(widths) - 100) < 3 and ".wasm" in page.inner_text("#confidence")
+        assert "15,910 parameters" in page.inner_text("#facts")
+        page.click("#tab-explore")
+        page.wait_for_selector("#gallery .card")
+        assert page.locator("#gallery .card").count() == 24
+        assert page.errors == [] and page.is_hidden("#error")
+
+
+def test_inlining_refuses_what_it_cannot_bundle():
+    page = page_files()
+    broken = {**page, "static/model.js": b'import * as pre from "./preprocess.js";\n' + page["static/model.js"]}
+    with pytest.raises(TinyDigitsError, match="static/model.js: cannot inline 'import \\* as pre"):
+        self_contained_page(broken, {})
+    cycle = {**page, "static/preprocess.js": b'import { loadWasmModel } from "./model.js";\n' + page["static/preprocess.js"]}
+    with pytest.raises(TinyDigitsError, match="imported in a cycle"):
+        self_contained_page(cycle, {})

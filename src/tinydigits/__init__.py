@@ -35,3 +35,9 @@ def single_thread_xla() -> None:
     to train at the CLI's speed; the trained weights are identical either way.
     """
     _os.environ.setdefault("XLA_FLAGS", SINGLE_THREAD_XLA_FLAGS)
+
+
+def redraws_in_place(stream) -> bool:
+    """Whether a progress bar on `stream` can redraw itself: a terminal, or a Jupyter cell. Elsewhere (a
+    file, a pipe, CI's log) progress is one plain line per step, without carriage returns or colours."""
+    return bool(getattr(stream, "isatty", lambda: False)()) or "ipykernel" in _sys.modules

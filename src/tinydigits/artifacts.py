@@ -22,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,12 +76,11 @@ def write_json(path: Path, obj) -> Path:
 
 
 def save_figure(fig, path: Path) -> Path:
-    """Render a matplotlib figure to PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
+    """Render a matplotlib figure to PNG atomically (and close it, if it is one of pyplot's)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
     return write_bytes(path, buf.getvalue())
 
 
@@ -135,7 +135,7 @@ def preflight(folder: Path, force: bool = False, resume: str | None = None, kind
         if not resume and kind is not None and found != kind:
             raise TinyDigitsError(f"{folder}: is {_a(found)} folder, not {_a(kind)} folder; choose another --out")
         if not resume and folder.is_symlink():
-            raise TinyDigitsError(f"{folder}: is a symbolic link (to {resolved}); --force would replace the link, "
+            raise TinyDigitsError(f"{folder}: is a symbolic link (to {os.readlink(folder)}); --force would replace the link, "
                                   "not the folder: choose another --out")
     parent = resolved.parent
     while not parent.exists():

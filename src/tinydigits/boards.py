@@ -5,8 +5,9 @@ and flags, linked into a small test firmware, and run in simavr (AVR) or QEMU (C
 images. Each row says how much flash and RAM the model takes on that chip, whether it fits, how
 long an inference takes, and whether its outputs are byte-identical to the host build's.
 
-Reads RUN/model_int8.tflite; writes RUN/boards.json and, per board, RUN/firmware/<board>/ (ELF,
-.hex or .bin, map, the model's object file), added to the run folder as one set.
+Reads RUN/model_int8.tflite; writes RUN/boards.json, RUN/boards.png (flash and RAM against each
+chip's, latency) and, per board, RUN/firmware/<board>/ (ELF, .hex or .bin, map, the model's object
+file), added to the run folder as one set.
 
     report = measure_boards(Run("runs/lesson"), keys=["uno", "nano33ble"], images=100)
     print(format_boards(report))
@@ -16,12 +17,15 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
+from typing import Callable
 
-from .artifacts import preflight, staged_folder, write_json
-from .codegen import write_standalone
+from .artifacts import preflight, save_figure, staged_folder, write_json
+from .codegen import read_facts, write_standalone
 from .runtimes import LiteRT
 from .errors import TinyDigitsError
+from .plots import boards_figure
 from .runs import RUN_FILES, Run
 from .targets import BOARDS, Board, family, find
 from .targets import qemu
@@ -51,7 +55,7 @@ def model_c(run: Run, images: int, command: str):
     inputs = LiteRT(model).prepare(x_test[:images]).reshape(images, -1)
     with tempfile.TemporaryDirectory() as tmp:
         c_dir = Path(tmp) / "c"
-        write_standalone(model, c_dir, str(run.paths.int8_model), command)
+        write_standalone(model, c_dir, str(run.paths.int8_model), command, tflm_arena_bytes=run.arena_bytes())
         yield c_dir, inputs, run_batch(compile_host(c_dir), inputs)
 
 
@@ -129,36 +133,122 @@ def measure_boards(run: Run | Path, keys: list[str] | None = None, images: int =
                 rows[-1]["firmware"] = str(run.paths.firmware / board.key)
         if not any(row["built"] for row in rows):  # raised inside the set: nothing is written or removed
             raise TinyDigitsError("no board could be built: " + "; ".join(f"{r['key']}: {r['problem']}" for r in rows))
-        report = {"run": str(run.folder), "images": images, "boards": rows}
+        facts = read_facts(c_dir)  # the op table's count of the model, as generated
+        report = {"run": str(run.folder), "images": images,
+                  "model": {k: facts[k] for k in ("macs", "weight_bytes", "arena_bytes", "tflm_arena_bytes")},
+                  "boards": rows}
         write_json(staged / RUN_FILES.boards, report)
+        if any("ram_bytes" in row for row in rows):
+            save_figure(boards_figure(report), staged / RUN_FILES.boards_plot)
     return report
 
 
-def core_name(core: str) -> str:
-    """AVR, Cortex-M0+, RV32IMC; Zba + Zbb + Zbs is the B extension: rv32imac_zba_zbb_zbs -> RV32IMACB."""
+def core_name(core: str, short: bool = False) -> str:
+    """"Cortex-M0+" ("M0+" when `short`), "AVR", "RV32IMC"; Zba + Zbb + Zbs is the B extension:
+    rv32imac_zba_zbb_zbs -> RV32IMACB ("IMACB" when `short`)."""
+    if core == "avr":
+        return "AVR"
     if core.startswith("rv"):
-        return core.replace("_zba_zbb_zbs", "b").upper()
-    return "AVR" if core == "avr" else core.replace("cortex-m", "Cortex-M").replace("plus", "+")
+        name = core.replace("_zba_zbb_zbs", "b").upper()
+        return name.replace("RV32", "") if short else name
+    name = core.replace("cortex-m", "Cortex-M").replace("plus", "+")
+    return name.replace("Cortex-", "") if short else name
 
 
-def format_boards(report: dict) -> str:
-    lines = [f"{'board':26} {'core':10} {'clock':>7} {'flash / RAM':>13} {'model flash':>11} {'model RAM':>9}  "
-             f"{'fits (spare flash / RAM)':36} {'latency per inference':30} {'= host':>7}"]
-    for r in report["boards"]:
-        chip = f"{r['chip_flash_bytes'] // 1024:,}K / {r['chip_ram_bytes'] // 1024:,}K"
-        head = f"{r['board']:26} {core_name(r['core']):10} {r['clock_hz'] / 1e6:>3g} MHz {chip:>13}"
-        if "ram_bytes" not in r:  # not built, not linked or not run
-            flash = f"{r['flash_bytes']:>9,} B" if "flash_bytes" in r else f"{'-':>11}"
-            lines.append(f"{head} {flash} {'-':>9}  {r.get('verdict', r['status'])}: {r['problem']}")
-            continue
-        if "latency_ms" in r:
-            latency = f"{r['latency_ms']:8.2f} ms ({r['cycles_per_inference']:,} cycles)"
-        else:
-            latency = f">= {r['min_latency_ms']:5.2f} ms ({r['instructions_per_inference']:,} instr.)"
-        lines.append(f"{head} {r['flash_bytes']:>9,} B {r['ram_bytes']:>7,} B  {r['verdict']:36} {latency:30} "
-                     f"{r['matches_host']:>3}/{r['images']}")
-    lines += ["model flash: code + constant tables of the model's object file, built with the board's own flags; "
-              "model RAM: .data + .bss (the activation arena, input and output included) + measured stack",
-              f"AVR: {HOW['avr']}", f"Cortex-M: {HOW['arm']}", f"RISC-V: {HOW['riscv']}",
-              f"= host: inferences whose int8 outputs are byte-identical to the host build's, of {report['images']} test images"]
-    return "\n".join(lines)
+# A table is a list of columns (header with its unit, width, cell), joined by one space: a width
+# holds its own padding, and a negative width aligns left. Each cell is a function of one row of
+# the report that returns its text; a new column is one more entry.
+Column = tuple[str, int, Callable[[dict], str]]
+TERMINAL_WIDTH = 100  # what every table and note fits, unless --wide
+
+
+def table(columns: list[Column], rows: list[dict]) -> list[str]:
+    """The header line and one line per row."""
+    def line(cells):
+        return " ".join(f"{text:{'<' if width < 0 else '>'}{abs(width)}}" for text, (_, width, _) in
+                        zip(cells, columns)).rstrip()
+    return [line([header for header, _, _ in columns])] + [line([cell(r) for _, _, cell in columns]) for r in rows]
+
+
+def notes(lines: list[str], wide: bool) -> list[str]:
+    """Explanations under a table, wrapped to TERMINAL_WIDTH unless `wide`."""
+    if wide:
+        return lines
+    return [wrapped for line in lines for wrapped in textwrap.wrap(line, TERMINAL_WIDTH, subsequent_indent="  ")]
+
+
+def _share(used: int, have: int) -> str:
+    share = 100 * used / have
+    return f"{share:.0f}%" if share >= 9.5 else f"{share:.1f}%"
+
+
+def _latency(r: dict) -> str:
+    if "latency_ms" in r:
+        return f"{r['latency_ms']:.2f}"
+    return f">= {r['min_latency_ms']:.2f}" if "min_latency_ms" in r else "-"
+
+
+def _count(r: dict) -> str:
+    if "cycles_per_inference" in r:
+        return f"{r['cycles_per_inference']:,} cycles"
+    return f"{r['instructions_per_inference']:,} instr." if "instructions_per_inference" in r else "-"
+
+
+def _measured(cell: Callable[[dict], str]) -> Callable[[dict], str]:
+    """A cell of a board that was built and run; "-" for the others."""
+    return lambda r: cell(r) if "ram_bytes" in r else "-"
+
+
+def _flash(cell: Callable[[dict], str]) -> Callable[[dict], str]:
+    """A cell of a board whose model compiled (its flash is known); "-" for the others."""
+    return lambda r: cell(r) if "flash_bytes" in r else "-"
+
+
+BOARD_COLUMNS: list[Column] = [  # what `boards` prints; BOARD_COLUMNS_WIDE with --wide
+    ("board", -11, lambda r: r["key"]),
+    ("core", -5, lambda r: core_name(r["core"], short=True)),
+    ("MHz", 4, lambda r: f"{r['clock_hz'] / 1e6:g}"),
+    ("flash B", 9, _flash(lambda r: f"{r['flash_bytes']:,}")),
+    ("%", 5, _flash(lambda r: _share(r["flash_bytes"], r["chip_flash_bytes"]))),
+    ("RAM B", 8, _measured(lambda r: f"{r['ram_bytes']:,}")),
+    ("%", 5, _measured(lambda r: _share(r["ram_bytes"], r["chip_ram_bytes"]))),
+    (" fits", -5, lambda r: f" {r['status']}" if r["status"] in ("PASS", "FAIL") else " -"),
+    ("ms/digit", 9, _measured(_latency)),
+    ("per inference", 17, _measured(_count)),
+    ("= host", 11, _measured(lambda r: f"{r['matches_host']}/{r['images']}")),
+]
+BOARD_COLUMNS_WIDE: list[Column] = [
+    ("board", -26, lambda r: r["board"]),
+    ("core", -10, lambda r: core_name(r["core"])),
+    ("MHz", 4, lambda r: f"{r['clock_hz'] / 1e6:g}"),
+    ("chip flash KB", 14, lambda r: f"{r['chip_flash_bytes'] // 1024:,}"),
+    ("chip RAM KB", 12, lambda r: f"{r['chip_ram_bytes'] // 1024:,}"),
+    ("model flash B", 14, _flash(lambda r: f"{r['flash_bytes']:,}")),
+    ("model RAM B", 12, _measured(lambda r: f"{r['ram_bytes']:,}")),
+    (" fits (spare flash / RAM)", -42, lambda r: f" {r.get('verdict', r['status'])}"),
+    ("latency ms", 10, _measured(_latency)),
+    ("per inference", 18, _measured(_count)),
+    ("= host", 12, _measured(lambda r: f"{r['matches_host']}/{r['images']}")),
+]
+
+
+def format_boards(report: dict, wide: bool = False) -> str:
+    """The report as a table that fits 100 columns (`wide`: every column, long names), then what each
+    figure means; a board that fails or was not run gets a line saying why."""
+    rows = report["boards"]
+    lines = table(BOARD_COLUMNS_WIDE if wide else BOARD_COLUMNS, rows)
+    problems = [f"{r['key']}: {r.get('verdict', r['status'])}" + (f": {r['problem']}" if r.get("problem") else "")
+                for r in rows if r["status"] != "PASS"]
+    flash, ram = ("model flash B", "model RAM B") if wide else ("flash B", "RAM B")
+    explained = [f"{flash}: code + constant tables of the model's object file, built with the board's own flags; "
+                 f"{ram}: .data + .bss (the activation arena, input and output included) + measured stack"
+                 + ("" if wide else "; %: the share of the chip's flash or RAM"),
+                 f"AVR: {HOW['avr']}", f"Cortex-M: {HOW['arm']}", f"RISC-V: {HOW['riscv']}",
+                 f"= host: inferences whose int8 outputs are byte-identical to the host build's, of {report['images']} "
+                 "test images"]
+    model = report.get("model")
+    if model:
+        tflm = f" (TFLM's arena: {model['tflm_arena_bytes']:,} B)" if model.get("tflm_arena_bytes") else ""
+        explained.insert(0, f"the model: {model['macs']:,} multiply-accumulates per inference, {model['weight_bytes']:,} B of "
+                            f"constant tables, {model['arena_bytes']:,} B of activations{tflm}")
+    return "\n".join(lines + notes(problems + explained, wide))

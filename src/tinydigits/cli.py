@@ -1,25 +1,31 @@
 """The `tinydigits` command: flags in, library calls, printed results, exit codes.
 
 Exit 0 on success; exit 2 with one `error: ...` line on stderr for bad input (no traceback).
-Every subcommand's --help has examples.
+`tinydigits` alone lists the commands with an example each (exit 0); every command's --help has
+its flags and more examples. Options may come before or after the positionals
+(`tinydigits predict RUN --json a.png`). stderr carries only tinydigits' own lines unless
+`--verbose` (process.py). Bad flags and a missing run folder are refused before Keras, JAX or
+TensorFlow is imported: the commands import what they need inside their functions.
+
+A new command: a `cmd_NAME(args)` function and a `command("NAME", cmd_NAME, help, examples)`
+block in build_parser; the first example is the one the bare usage shows.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from . import single_thread_xla
+from . import __version__, process
 from .artifacts import preflight
-from .data import default_cache_dir
 from .errors import TinyDigitsError
 from .interrupt import ctrl_c_stops
-from .runs import Run
+
+DESCRIPTION = "From the first TinyML lesson to a digit classifier on a microcontroller."
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,6 +33,24 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise TinyDigitsError(f"{self.prog}: {message}")
+
+
+def open_run(folder: Path):
+    """runs.Run(folder), imported on first use: runs.py imports numpy, which the supervising parent
+    process (process.supervise) does not need."""
+    from .runs import Run
+
+    return Run(folder)
+
+
+def board_key(name: str) -> str:
+    """--board NAME: any case ("Uno"); an unknown name is refused with the list of known ones."""
+    from .targets import find
+
+    try:
+        return find(name).key
+    except TinyDigitsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _examples(*lines: str) -> str:
@@ -125,6 +149,7 @@ def cmd_train(args):
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     preflight(out, args.force, kind="run")  # fail before training, not after
     ds = _load_data(args)
+    process.import_keras()
     print(f"training {recipe.name} on {ds.name} ({len(ds.x_train):,} train / {len(ds.x_test):,} test images), "
           f"{recipe.epochs} epochs of batch {recipe.batch_size}", flush=True)
     result = train(recipe, ds, verbose=0 if args.quiet else 1)
@@ -145,7 +170,8 @@ def cmd_import(args):
 def cmd_evaluate(args):
     from .evaluate import evaluate_folder, evaluate_run, format_report
 
-    run = Run(args.run)
+    run = open_run(args.run)
+    process.import_keras()
     if args.images is not None:
         report, class_names, written = evaluate_folder(run, args.images, args.command_line)
     else:
@@ -161,13 +187,16 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     import numpy as np
 
-    from .predict import format_probabilities, predict_digits, predict_files
+    from .predict import format_probabilities, predict_digits, predict_files, save_raw
 
     if args.index is None and not args.images:
         raise TinyDigitsError("predict: give --index N (a test image) or one or more image files")
     if args.top < 1:
         raise TinyDigitsError(f"--top must be at least 1, got {args.top}")
-    run = Run(args.run)
+    if args.save_raw is not None and (len(args.images) + (args.index is not None)) != 1:
+        raise TinyDigitsError("--save-raw writes one image: give one image file or --index N")
+    run = open_run(args.run)
+    process.import_keras()
     if args.save_preprocessed is not None and args.index is None:  # a folder the user adds files to
         run.model()  # a damaged model is reported before the folder is made
         try:
@@ -181,6 +210,8 @@ def cmd_predict(args):
             raise TinyDigitsError(f"--index {args.index} is outside the test set (0..{len(ds.x_test) - 1})")
         probs = predict_digits(run.model(), ds.x_test[args.index])[0]
         label = int(ds.y_test[args.index])
+        if args.save_raw is not None:
+            save_raw(ds.x_test[args.index], args.save_raw)
         if args.json:
             print(json.dumps({"index": args.index, "label": label, "digit": int(probs.argmax()),
                               "probabilities": [round(float(p), 6) for p in probs]}))
@@ -194,7 +225,7 @@ def cmd_predict(args):
     explain = None
     if args.explain:
         explain = args.save_preprocessed if args.save_preprocessed is not None else run.folder / "explain"
-    results = predict_files(run.model(), args.images, args.save_preprocessed, explain)
+    results = predict_files(run.model(), args.images, args.save_preprocessed, explain, raw_file=args.save_raw)
     if args.json:
         print(json.dumps(results))
     for r in results:  # a file that is not an image is reported on its own line; the others are still predicted
@@ -213,10 +244,12 @@ def cmd_predict(args):
 
 
 def cmd_convert(args):
+    if args.calibration < 1:
+        raise TinyDigitsError(f"--calibration must be at least 1, got {args.calibration}")
     from .convert import convert_run
     from .verify import explain_quantization, format_forms
 
-    run = Run(args.run)
+    run = open_run(args.run)
     report = convert_run(run, calibration=args.calibration, command=args.command_line)
     print(format_forms(report))
     print("\nquantization (int8 = round(real / scale) + zero_point):")
@@ -228,23 +261,28 @@ def cmd_convert(args):
 
 
 def cmd_export_c(args):
-    from .export import export_c
+    from .export import PIXELS, export_c
 
     command = f"tinydigits export-c {args.run} --out {args.out}"  # the banner of every file: no --force in it
-    files = export_c(Run(args.run), args.out, command, force=args.force)
+    files = export_c(open_run(args.run), args.out, command, force=args.force)
+    samples = [path for path in files if path.parent.name == "samples"]
     for path in files:
-        print(f"{path}  ({path.stat().st_size:,} bytes)")
+        if path not in samples:
+            print(f"{path}  ({path.stat().st_size:,} bytes)")
+    print(f"{samples[0].parent}/  ({len(samples)} sample images: {samples[0].name} ... {samples[-1].name}, "
+          f"{PIXELS} bytes each)")
 
 
 def cmd_export_web(args):
     from .web import export_web
 
     command = f"tinydigits export-web {args.run} --out {args.out}"
-    files = export_web(Run(args.run), args.out, command, force=args.force)
+    files = export_web(open_run(args.run), args.out, command, force=args.force)
     for path in files:
         print(f"{path}  ({path.stat().st_size:,} bytes)")
     total = sum(path.stat().st_size for path in files)
-    print(f"{len(files)} files, {total / 1024:.0f} KB; try it: python -m http.server -d {args.out}")
+    print(f"{len(files)} files, {total / 1024:.0f} KB; try it: open {args.out / 'index.html'} in a browser "
+          f"(one self-contained file), or serve the folder: python -m http.server -d {args.out}")
 
 
 def cmd_export_arduino(args):
@@ -252,7 +290,7 @@ def cmd_export_arduino(args):
     from .export import ARDUINO_EXAMPLE, avr_fit, export_arduino
 
     command = f"tinydigits export-arduino {args.run} --out {args.out}"
-    for path in export_arduino(Run(args.run), args.out, command, force=args.force):
+    for path in export_arduino(open_run(args.run), args.out, command, force=args.force):
         print(f"{path}  ({path.stat().st_size:,} bytes)")
     for line in avr_fit(read_facts(args.out / "src")):
         print(line)
@@ -261,31 +299,35 @@ def cmd_export_arduino(args):
 
 
 def cmd_mcu(args):
+    if args.images < 1:
+        raise TinyDigitsError(f"--images must be at least 1, got {args.images}")
     from .mcu import format_report, run_on_mcu
 
-    run = Run(args.run)
+    run = open_run(args.run)
     report = run_on_mcu(run, args.images, args.command_line)
-    print(format_report(report))
+    print(format_report(report, wide=args.wide))
     print(f"wrote {run.paths.mcu}")
 
 
 def cmd_boards(args):
+    if args.images < 1:
+        raise TinyDigitsError(f"--images must be at least 1, got {args.images}")
     from .boards import format_boards, measure_boards
 
-    run = Run(args.run)
+    run = open_run(args.run)
     report = measure_boards(run, args.board, args.images, args.command_line)  # raises if no board could be built
     if args.json:
         print(json.dumps(report))
         return
-    print(format_boards(report))
-    print(f"wrote {run.paths.boards} and {run.paths.firmware}/<board>/")
+    print(format_boards(report, wide=args.wide))
+    print(f"wrote {run.paths.boards}, {run.paths.boards_plot} and {run.paths.firmware}/<board>/")
 
 
 def cmd_upload(args):
     from .targets import find
     from .upload import format_upload, upload
 
-    report = upload(Run(args.run), find(args.board), args.port, args.command_line)
+    report = upload(open_run(args.run), find(args.board), args.port, args.command_line)
     print(format_upload(report))
     print(f"next: tinydigits send {report['port']} IMAGE... --run {args.run}")
 
@@ -295,7 +337,7 @@ def cmd_send(args):
 
     if not args.images and args.watch is None:
         raise TinyDigitsError("send: give one or more image files, or --watch DIR")
-    with (HostBuild(Run(args.run)) if args.run else contextlib.nullcontext()) as host, BoardLink(args.port) as board:
+    with (HostBuild(open_run(args.run)) if args.run else contextlib.nullcontext()) as host, BoardLink(args.port) as board:
         print(f"{args.port}: {board.ready}", flush=True)
         results = []
 
@@ -384,20 +426,26 @@ def cmd_search(args):
 def cmd_serve(args):
     from .serve import serve
 
-    serve(Run(args.run), args.host, args.port, args.workers, announce=lambda line: print(line, flush=True))
+    serve(open_run(args.run), args.host, args.port, args.workers, announce=lambda line: print(line, flush=True))
 
 
 # ------------------------------------------------------------------------------------ parser
 
+VERBOSE_HELP = "also show what TensorFlow, JAX and the interpreters print on stderr"
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog="tinydigits", description="From the first TinyML lesson to a digit classifier on a microcontroller.",
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    parser = Parser(prog="tinydigits", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     def command(name, func, help, examples):
         p = sub.add_parser(name, help=help, description=help, epilog=_examples(*examples),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
         p.set_defaults(func=func)
+        p.examples = examples  # the first is the bare usage's
         return p
 
     p = command("train", cmd_train, "train a model (default: the lesson's recipe) and write a run folder",
@@ -447,6 +495,8 @@ def build_parser() -> Parser:
                    "(DIR/<the file's path>.28x28.png)")
     p.add_argument("--explain", action="store_true", help="write each preprocessing step beside the probabilities "
                    "(<path>.explain.png in --save-preprocessed DIR, else in RUN/explain/)")
+    p.add_argument("--save-raw", type=Path, metavar="FILE",
+                   help="write the 28x28 input the model saw as 784 raw uint8 bytes (what the C's main.c reads)")
 
     p = command("convert", cmd_convert, "int8 and float32 .tflite, each form scored on the test set, TFLM arena size",
                 ["tinydigits convert runs/lesson", "tinydigits convert runs/lesson --calibration 1000"])
@@ -476,6 +526,7 @@ def build_parser() -> Parser:
                 ["tinydigits mcu runs/lesson", "tinydigits mcu runs/lesson --images 1000"])
     p.add_argument("run", type=Path)
     p.add_argument("--images", type=int, default=300, help="test images to run on the emulated chip")
+    p.add_argument("--wide", action="store_true", help="the full table: long column names, whole-firmware sizes")
 
     from .targets import BOARDS
 
@@ -484,10 +535,11 @@ def build_parser() -> Parser:
                 ["tinydigits boards runs/lesson", "tinydigits boards runs/lesson --board uno --board pico --images 300",
                  "tinydigits boards runs/lesson --json"])
     p.add_argument("run", type=Path)
-    p.add_argument("--board", action="append", metavar="NAME",
-                   help=f"a board (repeatable; default all): {', '.join(b.key for b in BOARDS)}")
+    p.add_argument("--board", action="append", metavar="NAME", type=board_key,
+                   help=f"a board (repeatable, any case; default all): {', '.join(b.key for b in BOARDS)}")
     p.add_argument("--images", type=int, default=100, help="test images to run on each emulated chip (default 100)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--wide", action="store_true", help="the full table: board names, chip memory, spare bytes, notes")
 
     p = command("upload", cmd_upload, "build the Arduino sketch (export-arduino) and flash it on a board over USB, "
                 "through its bootloader (avrdude): flash used, written and verified",
@@ -549,26 +601,59 @@ def build_parser() -> Parser:
     return parser
 
 
-def _process_settings() -> None:
-    """What the CLI, a process of its own, sets for itself and the workers it starts; a library import sets neither.
+def usage(parser: Parser) -> str:
+    """What `tinydigits` alone prints: the commands, each with its first example."""
+    commands = _commands(parser)
+    lines = [f"usage: tinydigits [--verbose] [--version] COMMAND ...", "", DESCRIPTION, "",
+             "commands, each with an example:"]
+    for name, p in commands.items():
+        example = p.examples[0].split("  #")[0].rstrip()
+        lines.append(f"  {name:15} {example}")
+    lines += ["", "tinydigits COMMAND --help: what it does, its flags, more examples", f"--verbose: {VERBOSE_HELP}"]
+    return "\n".join(lines)
 
-    It also keeps XLA's compiled training programs between runs in ~/.cache/tinydigits/xla (JAX's
-    persistent cache; JAX_COMPILATION_CACHE_DIR moves it): the second `train` of a design skips the
-    compilation, about a third of the lesson's training time. Only before JAX is imported.
-    """
-    os.environ["MPLBACKEND"] = "Agg"  # figures go to files, never to a window
-    if "matplotlib" in sys.modules:  # already imported (the CLI called from Python): switch it directly
-        sys.modules["matplotlib"].use("Agg")
-    single_thread_xla()
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(default_cache_dir() / "xla"))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+def _commands(parser: Parser) -> dict[str, Parser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def parse_args(parser: Parser, argv: list[str]) -> argparse.Namespace | None:
+    """The top-level options, then the command's own, parsed intermixed: options may follow positionals
+    (`predict RUN --json a.png`). None when there is no command (bare usage)."""
+    split = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
+    top = parser.parse_args(argv[:split])
+    if split == len(argv):
+        return None if not top.version else top
+    commands = _commands(parser)
+    name = argv[split]
+    if name not in commands:
+        raise TinyDigitsError(f"tinydigits: unknown command {name!r} (commands: {', '.join(commands)})")
+    args = commands[name].parse_intermixed_args(argv[split + 1:], namespace=top)
+    args.command = name
+    return args
 
 
 def main(argv=None) -> int:
-    _process_settings()
-    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    """The `tinydigits` command. Called with no arguments it is the process's entry point: unless
+    --verbose, the command then runs in a supervised child process (process.py)."""
+    entry = argv is None
+    argv = sys.argv[1:] if entry else [str(a) for a in argv]
+    verbose = "--verbose" in argv
+    if entry and process.is_child():
+        process.adopt_stderr()
+    elif entry and not verbose and process.can_supervise():
+        return process.supervise(argv)
+    process.settings(verbose, quiet_python=entry and not verbose)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parse_args(parser, argv)
+        if args is None:
+            print(usage(parser))
+            return 0
+        if args.version:
+            print(f"tinydigits {__version__}")
+            return 0
         args.command_line = "tinydigits " + shlex.join(argv)  # recorded in each folder's manifest
         with ctrl_c_stops():
             code = args.func(args) or 0  # a command returns 2 when it reported its own errors

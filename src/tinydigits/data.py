@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import redraws_in_place
 from .artifacts import write_bytes, write_json
 from .errors import TinyDigitsError
 
@@ -127,8 +129,26 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    return parse_idx(read_idx_bytes(path), str(path))
+def read_idx(path: Path, cache_dir: Path | None = None) -> np.ndarray:
+    """An IDX file as a uint8 array. With `cache_dir`, a gzipped file is decompressed once: its plain
+    bytes are kept in CACHE_DIR/idx/ under its path, size and mtime, and read from there next time
+    (gunzipping MNIST's training images takes about 0.4 s, reading them back about 0.02 s)."""
+    path = Path(path)
+    if cache_dir is None or not path.name.endswith(".gz"):
+        return parse_idx(read_idx_bytes(path), str(path))
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    plain = Path(cache_dir) / "idx" / f"{path.name[:-3]}-{key}"
+    try:
+        return parse_idx(plain.read_bytes(), str(path))
+    except (OSError, TinyDigitsError):  # not cached yet, or a damaged copy: from the file itself
+        data = read_idx_bytes(path)
+        array = parse_idx(data, str(path))
+        try:
+            write_bytes(plain, data)
+        except OSError:
+            pass  # a read-only cache only costs the decompression next time
+        return array
 
 
 def default_roots() -> list[Path]:
@@ -227,10 +247,13 @@ def download(name: str, dest: Path, mirrors: list[str] | None = None, progress: 
 def _fetch(url: str, progress: bool) -> bytes:
     from tqdm.auto import tqdm  # looks for IPython to choose its bar: only paid when downloading
 
+    live = progress and redraws_in_place(sys.stderr)  # elsewhere one plain line per file, no carriage returns
+    if progress and not live:
+        print(f"downloading {url}", file=sys.stderr, flush=True)
     with urllib.request.urlopen(url, timeout=30) as resp:
         total = int(resp.headers.get("Content-Length") or 0) or None
         chunks = []
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not progress) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not live) as bar:
             while chunk := resp.read(1 << 16):
                 chunks.append(chunk)
                 bar.update(len(chunk))
@@ -263,7 +286,7 @@ def load_dataset(name: str = "mnist", data_dir: Path | None = None, roots: list[
         path = _file_in(folder, key)
         if data_dir is None:  # a folder given by hand holds the user's own data: nothing to check against
             _verified(path, CHECKSUMS[name][key], cache_dir)
-        arrays[key] = read_idx(path)
+        arrays[key] = read_idx(path, cache_dir)
     _check_shapes(arrays, folder)
     return Dataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], folder,
                    custom=data_dir is not None)

@@ -1,6 +1,10 @@
 """Write a run's int8 model as C: a TFLite Micro bundle (DIR/tflm/) and standalone C99 (DIR/c/), or
 as an Arduino library (library.properties, src/ with the model, examples/ with a sketch).
 
+DIR/c/ also holds sample inputs to try it on at once: the first test image of each class as a raw
+file (samples/label<label>_test<index>.raw: 784 uint8 pixels, row by row, ink bright, what main.c
+reads) and as a C array (tinydigits_samples.h), which main.c classifies when run with no argument.
+
     export_c(Run("runs/lesson"), Path("out"), "tinydigits export-c")   # needs model_int8.tflite (convert)
     export_arduino(Run("runs/lesson"), Path("TinyDigits"), "tinydigits export-arduino")
 """
@@ -10,12 +14,15 @@ from importlib import resources
 from pathlib import Path
 
 from . import __version__
-from .artifacts import check_out, staged_folder, written_files, write_text
+import numpy as np
+
+from .artifacts import check_out, staged_folder, write_bytes, write_text, written_files
 from .codegen import generate, generated_banner, write_standalone
 from .runtimes import minimum_arena
 from .model import IMAGE_SIZE, NUM_CLASSES
 from .runs import Run
 
+SAMPLES_HEADER = "tinydigits_samples.h"  # DIR/c/: the sample images as a C array (main.c, -DTINYDIGITS_SAMPLES)
 ARDUINO_LIBRARY = "TinyDigits"
 ARDUINO_EXAMPLE = "ClassifySerial"
 PIXELS = IMAGE_SIZE * IMAGE_SIZE  # the model's input: one MNIST image
@@ -58,13 +65,33 @@ def tflm_example(registrations: list[str], banner: str) -> str:
         "{{REGISTRATIONS}}", "\n".join(f"  resolver.{r}();" for r in registrations))
 
 
+def sample_indices(labels: np.ndarray) -> list[int]:
+    """The first test image of each class, in class order."""
+    return [int(np.flatnonzero(labels == c)[0]) for c in range(NUM_CLASSES) if (labels == c).any()]
+
+
+def samples_header(images: np.ndarray, labels: np.ndarray, indices: list[int], banner: str) -> str:
+    """tinydigits_samples.h: test images as uint8 arrays (784 pixels, ink bright), with their labels."""
+    rows = ",\n".join("    {" + ", ".join(str(int(p)) for p in images[i].reshape(-1)) + "}" for i in indices)
+    return (f"{banner}#ifndef TINYDIGITS_SAMPLES_H\n#define TINYDIGITS_SAMPLES_H\n\n"
+            f"/* {len(indices)} test images, one per class: {PIXELS} uint8 pixels each, row by row, ink bright. */\n"
+            f"#define TINYDIGITS_SAMPLE_COUNT {len(indices)}\n\n"
+            f"static const int tinydigits_sample_index[TINYDIGITS_SAMPLE_COUNT] = {{{', '.join(map(str, indices))}}};\n"
+            f"static const int tinydigits_sample_label[TINYDIGITS_SAMPLE_COUNT] = "
+            f"{{{', '.join(str(int(labels[i])) for i in indices)}}};\n"
+            f"static const unsigned char tinydigits_samples[TINYDIGITS_SAMPLE_COUNT][{PIXELS}] = {{\n{rows}\n}};\n\n"
+            "#endif\n")
+
+
 def export_c(run: Run, out: Path, command: str, force: bool = False) -> list[Path]:
-    """Write DIR/tflm/ and DIR/c/ from RUN/model_int8.tflite, atomically as a whole."""
+    """Write DIR/tflm/ and DIR/c/ (with its sample inputs) from RUN/model_int8.tflite, atomically as a whole."""
     out = check_out(out, "export", force, run.folder)
     model = run.int8_model()
     source = str(run.paths.int8_model)
     facts = generate(model, source, command).facts  # refuses ops the C generator does not know, before anything is written
     arena = run.arena_bytes() or minimum_arena(model)
+    ds = run.dataset()
+    samples = sample_indices(ds.y_test)
     banner = generated_banner(source, command)
     with staged_folder(out, "export", command, force) as tmp:
         header, data = tflm_model_data(model, arena, facts, banner)
@@ -72,6 +99,9 @@ def export_c(run: Run, out: Path, command: str, force: bool = False) -> list[Pat
         write_text(tmp / "tflm" / "model_data.cc", data)
         write_text(tmp / "tflm" / "main.cc", tflm_example(facts["tflm_registrations"], banner))
         write_standalone(model, tmp / "c", source, command, tflm_arena_bytes=arena)
+        write_text(tmp / "c" / SAMPLES_HEADER, samples_header(ds.x_test, ds.y_test, samples, banner))
+        for i in samples:
+            write_bytes(tmp / "c" / "samples" / f"label{int(ds.y_test[i])}_test{i}.raw", ds.x_test[i].tobytes())
     return written_files(out)
 
 

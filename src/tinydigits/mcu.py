@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .artifacts import preflight, write_json
-from .boards import firmware_folders, model_c
+from .boards import Column, firmware_folders, model_c, notes, table
 from .runs import RUN_FILES, Run
 from .targets import arm, bytes_in, find
 
@@ -48,16 +48,32 @@ def run_on_mcu(run: Run | Path, images: int = 300, command: str = "") -> dict:
     return report
 
 
-def format_report(report: dict) -> str:
-    lines = [f"{report['board']}",
-             f"{'build':6} {'flash (model)':>14} {'RAM (data+bss+stack)':>21} {'instructions/inference':>23} "
-             f"{'>= us @64MHz':>13} {'match host':>11}"]
-    for b in report["builds"]:
-        lines.append(f"{b['optimization']:6} {b['flash_bytes']:>12,} B {b['ram_bytes']:>19,} B "
-                     f"{b['instructions_per_inference']:>23,} {b['min_microseconds_at_64MHz']:>13} "
-                     f"{b['matches_host']:>5}/{b['images']}")
-    lines.append("flash = code + constant tables + .data of the model's object file; whole test firmware (no C library): "
-                 + ", ".join(f"{b['optimization']} {b['firmware_flash_bytes']:,} B" for b in report["builds"]))
-    lines.append("time bound: a Cortex-M4 retires at most one instruction per cycle, so instructions / 64 MHz "
-                 "is a lower bound; flash wait states and multi-cycle loads make the real time longer")
-    return "\n".join(lines)
+MCU_COLUMNS: list[Column] = [  # what `mcu` prints; MCU_COLUMNS_WIDE with --wide
+    ("build", -5, lambda b: b["optimization"]),
+    ("flash B", 10, lambda b: f"{b['flash_bytes']:,}"),
+    ("RAM B", 8, lambda b: f"{b['ram_bytes']:,}"),
+    ("firmware B", 11, lambda b: f"{b['firmware_flash_bytes']:,}"),
+    ("instructions", 13, lambda b: f"{b['instructions_per_inference']:,}"),
+    (">= us", 10, lambda b: f"{b['min_microseconds_at_64MHz']:.1f}"),
+    ("= host", 12, lambda b: f"{b['matches_host']}/{b['images']}"),
+]
+MCU_COLUMNS_WIDE: list[Column] = [
+    ("build", -6, lambda b: b["optimization"]),
+    ("flash (model) B", 16, lambda b: f"{b['flash_bytes']:,}"),
+    ("RAM (data+bss+stack) B", 23, lambda b: f"{b['ram_bytes']:,}"),
+    ("whole firmware flash B", 23, lambda b: f"{b['firmware_flash_bytes']:,}"),
+    ("instructions/inference", 23, lambda b: f"{b['instructions_per_inference']:,}"),
+    (">= us @64MHz", 13, lambda b: f"{b['min_microseconds_at_64MHz']:.1f}"),
+    ("match host", 12, lambda b: f"{b['matches_host']}/{b['images']}"),
+]
+
+
+def format_report(report: dict, wide: bool = False) -> str:
+    """The two builds as a table that fits 100 columns (`wide`: long column names), then what each means."""
+    lines = [report["board"], *table(MCU_COLUMNS_WIDE if wide else MCU_COLUMNS, report["builds"])]
+    explained = ["flash B: code + constant tables + .data of the model's object file; RAM B: .data + .bss + the "
+                 "stack measured during an inference; firmware B: the whole test firmware's flash (no C library)",
+                 "instructions: per inference, counted by QEMU; >= us: at 64 MHz, a lower bound: a Cortex-M4 retires "
+                 "at most one instruction per cycle, and flash wait states and multi-cycle loads make the real time longer",
+                 f"= host: inferences whose int8 outputs are byte-identical to the host build's"]
+    return "\n".join(lines + notes(explained, wide))

@@ -3,6 +3,7 @@
     probabilities = predict_digits(model, images)      # (N, 28, 28) uint8 -> (N, 10) float32
     results = predict_files(model, ["seven.png"])      # [{"file", "digit", "probabilities", "blank"}]
     predict_files(model, ["photo/0.jpg"], explain=Path("why"))  # + why/photo/0.explain.png: each step
+    save_raw(mnist_like(open_image("seven.png")), Path("seven.raw"))   # 784 bytes for the C's main.c
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import write_bytes
 from .data import normalize
 from .errors import TinyDigitsError
 from .preprocess import is_blank, open_image, preprocess_steps
@@ -27,6 +29,18 @@ def predict_digits(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(model_input(model, images), batch_size=1000, verbose=0), np.float32)
 
 
+def save_raw(image: np.ndarray, path: Path) -> Path:
+    """A 28x28 uint8 image (ink bright, as MNIST) as 784 raw bytes, row by row: the input file that the
+    generated C's main.c reads (`./tinydigits x.raw`) and quantizes itself, as the model does."""
+    path = Path(path)
+    if path.is_dir():
+        raise TinyDigitsError(f"--save-raw {path}: is a folder; give a file name such as {path / 'digit.raw'}")
+    try:
+        return write_bytes(path, np.ascontiguousarray(image, np.uint8).reshape(28 * 28).tobytes())
+    except OSError as e:
+        raise TinyDigitsError(f"--save-raw {path}: cannot be written ({e.strerror or type(e).__name__})") from None
+
+
 def kept_paths(paths: list) -> list[Path]:
     """Where each file's outputs go inside an output folder: its path below the folder that holds all
     the files, so photo/0.jpg and ink/0.png stay apart (and a single file is just its name)."""
@@ -35,8 +49,10 @@ def kept_paths(paths: list) -> list[Path]:
     return [p.relative_to(common) for p in resolved]
 
 
-def predict_files(model, paths: list, save_preprocessed: Path | None = None, explain: Path | None = None) -> list[dict]:
-    """Preprocess each image file the way MNIST was made, then predict; optionally keep what the model saw.
+def predict_files(model, paths: list, save_preprocessed: Path | None = None, explain: Path | None = None,
+                  raw_file: Path | None = None) -> list[dict]:
+    """Preprocess each image file the way MNIST was made, then predict; optionally keep what the model saw
+    (`raw_file`: the first image's 784 raw bytes, see save_raw).
 
     One entry per path, in order: {"file", "digit", "probabilities", "blank"} ("blank": no ink was
     found, so the digit is a guess), or {"file", "error"} for a file that is not a readable image:
@@ -46,7 +62,7 @@ def predict_files(model, paths: list, save_preprocessed: Path | None = None, exp
     """
     from PIL import Image
 
-    from .artifacts import save_figure, write_bytes
+    from .artifacts import save_figure
     from .plots import preprocessing_steps
 
     results, steps = [], []
@@ -71,6 +87,8 @@ def predict_files(model, paths: list, save_preprocessed: Path | None = None, exp
         if explain is not None:
             figure = preprocessing_steps(step, probs, title=r["file"])
             r["explained"] = str(save_figure(figure, Path(explain) / name.with_name(f"{name.stem}.explain.png")))
+    if raw_file is not None:
+        save_raw(steps[0].digit, raw_file)
     return results
 
 
@@ -78,5 +96,5 @@ def format_probabilities(probabilities: np.ndarray, top: int = 10, class_names: 
     """One line per class, highest first, with a bar; `top` limits the lines."""
     names = class_names or [str(d) for d in range(len(probabilities))]
     order = np.argsort(-probabilities)[:top]
-    return "\n".join(f"  {names[i]:>11}  {probabilities[i]:.4f}  {'#' * int(round(40 * probabilities[i]))}"
+    return "\n".join(f"  {names[i]:>11}  {probabilities[i]:.4f}  {'#' * int(round(40 * probabilities[i]))}".rstrip()
                      for i in order)

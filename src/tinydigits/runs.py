@@ -48,6 +48,7 @@ class RunFiles:
     mistakes: str = "mistakes.png"
     mcu: str = "mcu.json"                      # mcu
     boards: str = "boards.json"                # boards
+    boards_plot: str = "boards.png"
     firmware: str = "firmware"                 # mcu, boards: a folder, firmware/<board>/ (ELF, .hex/.bin, map)
 
     def under(self, folder: Path) -> "RunFiles":

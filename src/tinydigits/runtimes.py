@@ -11,8 +11,10 @@ reads models through `tflite.py`). uint8 images go in, whatever the model's inpu
 """
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,23 +122,43 @@ def minimum_arena(model: bytes, high: int = 1 << 20) -> int:
     """The smallest tensor arena (bytes) the TFLM interpreter accepts for `model`, by bisection.
 
     Found with the real interpreter on this host (64-bit pointers; a 32-bit MCU needs a little less).
-    TFLM prints its allocation failures on stderr; they are silenced during the search.
+    TFLM prints a report on stderr for every arena that is too small, and nothing turns that off,
+    so the search runs in a child process whose stderr is kept: this process's stderr is left alone,
+    and if the search itself fails (or the interpreter crashes) its last words are in the error.
     """
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        if not _tflm_fits(model, high):
-            raise TinyDigitsError(f"the TFLM interpreter cannot run this model even with a {high}-byte arena")
-        low = 0  # invariant: low fails, high fits
-        while high - low > 1:
-            mid = (low + high) // 2
-            low, high = (low, mid) if _tflm_fits(model, mid) else (mid, high)
-        return high
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    package_root = str(Path(__file__).resolve().parent.parent)  # the child imports this very tinydigits
+    code = (f"import sys; sys.path.insert(0, {package_root!r}); from tinydigits.runtimes import _arena_search; "
+            f"_arena_search({int(high)})")
+    proc = subprocess.run([sys.executable, "-c", code], input=model, capture_output=True)
+    answer = proc.stdout.decode().strip().splitlines()
+    if proc.returncode == 0 and answer and answer[-1].isdigit():
+        return int(answer[-1])
+    if proc.returncode == 3:  # _arena_search's own verdict
+        raise TinyDigitsError(f"the TFLM interpreter cannot run this model even with a {high}-byte arena")
+    last = next((line for line in reversed(proc.stderr.decode(errors="replace").splitlines()) if line.strip()), "")
+    how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+    raise TinyDigitsError(f"the TFLM interpreter failed while sizing the arena ({how})" + (f": {last[:200]}" if last else ""))
+
+
+def _arena_search(high: int) -> None:
+    """minimum_arena's child: the model's bytes on stdin, the arena size on stdout (exit 3: none fits)."""
+    model = sys.stdin.buffer.read()
+    if not _tflm_fits(model, high):
+        raise SystemExit(3)
+    low = 0  # invariant: low fails, high fits
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if _tflm_fits(model, mid) else (mid, high)
+    print(high)
+
+
+def latency_us(fn, samples: np.ndarray, repeat: int = 200) -> float:
+    """Mean microseconds per single-image call of `fn` over `repeat` images (after one warm-up)."""
+    fn(samples[:1])
+    start = time.perf_counter()
+    for i in range(repeat):
+        fn(samples[i % len(samples)][None])
+    return 1e6 * (time.perf_counter() - start) / repeat
 
 
 def latency_us(fn, samples: np.ndarray, repeat: int = 200) -> float:

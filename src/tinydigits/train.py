@@ -20,8 +20,10 @@ it has no effect once JAX has computed).
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import single_thread_xla
+from . import redraws_in_place, single_thread_xla
 from .artifacts import save_figure, staged_folder, write_bytes, write_json
 from .data import Dataset, normalize
 from .errors import TinyDigitsError
@@ -77,9 +79,11 @@ def train(recipe: Recipe, ds: Dataset, verbose: int = 1) -> TrainResult:
 
     if keras.backend.backend() != "jax":
         raise TinyDigitsError(f"training needs Keras' JAX backend (KERAS_BACKEND=jax), not {keras.backend.backend()!r}")
-    keras.utils.set_random_seed(recipe.seed)
+    with keras_without_tensorflow():
+        keras.utils.set_random_seed(recipe.seed)
     x_train, y_train, x_val, y_val = split_train(ds, recipe.validation_split)
-    if not len(x_val):
+    validated_on_test = not len(x_val)
+    if validated_on_test:
         x_val, y_val = ds.x_test, ds.y_test
     extra = 0
     if recipe.extra_data:  # your own digits, preprocessed as `predict` does, mixed in
@@ -96,10 +100,16 @@ def train(recipe: Recipe, ds: Dataset, verbose: int = 1) -> TrainResult:
     start = time.perf_counter()
     history = fit(model, recipe, (x_train, y_train), (x_val, y_val), teacher, verbose)
     seconds = time.perf_counter() - start
-    probs = predict_digits(model, ds.x_test)
+    if validated_on_test:  # the last epoch's scores are the test set's, with these very weights
+        n = len(ds.y_test)
+        test_accuracy, test_loss = round(history["val_accuracy"][-1] * n) / n, history["val_loss"][-1]
+    else:
+        probs = predict_digits(model, ds.x_test)
+        test_accuracy = float(np.mean(probs.argmax(-1) == ds.y_test))
+        test_loss = float(jax_task_loss(recipe, ds.y_test.astype(np.int32), probs).mean())
     metrics = {
-        "test_accuracy": float(np.mean(probs.argmax(-1) == ds.y_test)),
-        "test_loss": float(task_loss(recipe, ds.y_test.astype(np.int32), probs).mean()),
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
         "params": int(model.count_params()),
         "train_seconds": round(seconds, 2),
         "recipe": recipe.to_dict(),
@@ -121,6 +131,28 @@ def start_from(model, folder: str) -> None:
     model.set_weights(source.get_weights())
 
 
+@contextlib.contextmanager
+def keras_without_tensorflow():
+    """Keras, for the block, takes TensorFlow as not installed unless it is imported already.
+
+    `keras.utils.set_random_seed` and `model.save` ask `tf.available` (to seed TensorFlow too, to
+    recognise its TensorShape and DType objects), and that question imports TensorFlow: about 2 s
+    of a 5-second `tinydigits train`, which never runs TensorFlow. While TensorFlow is not imported
+    no object can be one of its types, so the answer "not available" changes nothing else.
+    """
+    from keras.src.utils import module_utils  # Keras' lazy TensorFlow module; private, hence the checks
+
+    lazy = getattr(module_utils, "tensorflow", None)
+    if "tensorflow" in sys.modules or getattr(lazy, "_available", True) is not None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None
+
+
 def load_teacher(folder: str):
     """The Keras model of a run folder, to distill from."""
     return Run(folder).model()
@@ -134,6 +166,13 @@ def task_loss(recipe: Recipe, labels, probs, smoothing: float = 0.0):
     if recipe.loss == "mse":
         return jnp.mean(jnp.square(targets - probs), axis=-1)
     return -jnp.sum(targets * jnp.log(jnp.clip(probs, PROBABILITY_FLOOR, 1.0)), axis=-1)
+
+
+def jax_task_loss(recipe: Recipe, labels, probs):
+    """task_loss as one compiled call: op by op, JAX compiles each of its small operations first."""
+    import jax
+
+    return jax.jit(task_loss, static_argnums=0)(recipe, labels, probs)
 
 
 def distillation_loss(student, teacher, temperature: float = DISTILL_TEMPERATURE):
@@ -292,22 +331,36 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
 
     history = {}
     shuffle = np.random.default_rng(recipe.seed)  # the order of the images, a new one each epoch
+    live = redraws_in_place(sys.stdout)  # Keras' progress bar; elsewhere one plain line per epoch
     for e in range(recipe.epochs):
         quantized = e >= recipe.epochs - recipe.qat_epochs
-        bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose, stateful_metrics=[
-            "loss", "accuracy", "crossentropy", "val_loss", "val_accuracy", "val_crossentropy"])
-        if verbose:
-            print(f"Epoch {e + 1}/{recipe.epochs}" + (" (int8 weights)" if quantized else ""))
+        title = f"Epoch {e + 1}/{recipe.epochs}" + (" (int8 weights)" if quantized else "")
+        if verbose and live:
+            print(title)
+            bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=[
+                "loss", "accuracy", "crossentropy", "val_loss", "val_accuracy", "val_crossentropy"])
+        start = time.perf_counter()
         order = shuffle.permutation(n)  # shuffled on the host: a gather in the compiled loop costs more
         state, sums, val_scores = epoch(state, images[order], labels[order], recipe.seed, e, teacher_vars, val, quantized)
         check_interrupt()  # Ctrl-C stops training after this epoch even if its KeyboardInterrupt was swallowed
         logs = {**{k: float(v) / n for k, v in sums.items()}, **{k: float(v) for k, v in val_scores.items()}}
         for k, v in logs.items():
             history.setdefault(k, []).append(v)
-        bar.update(steps_per_epoch, values=list(logs.items()), finalize=True)
+        if verbose and live:
+            bar.update(steps_per_epoch, values=list(logs.items()), finalize=True)
+        elif verbose:
+            print(epoch_line(title, steps_per_epoch, time.perf_counter() - start, logs), flush=True)
     for variable, value, shape in zip(model.trainable_variables, state[0], shapes):
         variable.assign(value.reshape(shape))
     return history
+
+
+def epoch_line(title: str, steps: int, seconds: float, logs: dict) -> str:
+    """One epoch as one plain line, in the words of Keras' progress bar:
+    `Epoch 1/20 - 1875/1875 - 1.2s 640us/step - accuracy: 0.8903 - loss: 0.3928 - ...`."""
+    per_step = seconds / steps
+    per_step = f"{per_step * 1e6:.0f}us/step" if per_step < 1e-3 else f"{per_step * 1e3:.0f}ms/step"
+    return " - ".join([title, f"{steps}/{steps}", f"{seconds:.1f}s {per_step}", *(f"{k}: {v:.4f}" for k, v in logs.items())])
 
 
 def versions() -> dict:
@@ -327,10 +380,12 @@ def save_run(result: TrainResult, run_dir: Path, force: bool = False, int8_model
 
     run_dir = Path(run_dir)
     with staged_folder(run_dir, "run", command or "tinydigits.train.save_run", force) as tmp:
-        result.model.save(tmp / RUN_FILES.model)
+        with keras_without_tensorflow():
+            result.model.save(tmp / RUN_FILES.model)
         write_json(tmp / RUN_FILES.history, result.history)
         write_json(tmp / RUN_FILES.metrics, result.metrics)
-        save_figure(training_curves(result.history, title=result.recipe.name), tmp / RUN_FILES.curves)
+        loss = "MSE" if result.recipe.loss == "mse" else "cross-entropy"
+        save_figure(training_curves(result.history, title=result.recipe.name, loss_name=loss), tmp / RUN_FILES.curves)
         if int8_model is not None:
             write_bytes(tmp / RUN_FILES.int8_model, int8_model)
     return run_dir

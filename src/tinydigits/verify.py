@@ -62,7 +62,7 @@ def format_forms(report: dict) -> str:
         size = f"{f['bytes']:,}" if f["bytes"] else "-"
         arena = f"{f['arena_bytes']:,} B" if "arena_bytes" in f else ""
         lines.append(f"{f['form']:16} {size:>8} {f['accuracy']:9.4f} {f['agreement_with_keras']:16.4f} "
-                     f"{f['latency_us']:11.1f} us  {arena}")
+                     f"{f['latency_us']:11.1f} us  {arena}".rstrip())
     return "\n".join(lines)
 
 

@@ -5,7 +5,15 @@ no server code, no CDN. The page draws, preprocesses (MNIST's way, in JS: static
 and classifies in the browser with tinydigits.wasm, the same C that `export-c` writes, compiled by
 targets/wasm.py. `serve` shows the same page and serves the same three model files.
 
-    DIR/index.html, DIR/static/{app.js,collect.js,model.js,preprocess.js,style.css}   the page (tinydigits/static/)
+The exported index.html is also one self-contained file that works opened from disk (file://,
+a double click), where Chromium refuses module scripts and fetch: `self_contained_page` inlines,
+at export time, the stylesheet and the modules of tinydigits/static/ (as they are, each in its
+own scope, imports and exports resolved) and the site's three model files (base64), and the
+page's own fetches of those files are answered from the inline copies. `serve` shows the page
+from static/ as it is.
+
+    DIR/index.html        the page, self-contained (works from file:// and from any server)
+    DIR/static/{app.js,collect.js,model.js,preprocess.js,style.css}   its modules, for other pages (tinydigits/static/)
     DIR/tinydigits.wasm   the ABI in targets/wasm.py: memory, tinydigits_input/_output/_run
     DIR/model.json        the model's facts, with the int8 input/output scale and zero point
     DIR/explore.json      test images the int8 model gets wrong, most confident first (pixels in base64)
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -89,6 +98,79 @@ def page_files() -> dict[str, bytes]:
     return {name: static.joinpath(Path(name).name).read_bytes() for name in PAGE_FILES}
 
 
+# ---- index.html as one file -------------------------------------------------------------------
+MEDIA_TYPES = {WASM_FILE: "application/wasm", FACTS_FILE: "application/json", EXPLORE_FILE: "application/json"}
+IMPORT = re.compile(r'^import\s*\{([^}]*)\}\s*from\s*"\./([\w.-]+\.js)";[ \t]*$', re.M)
+EXPORT = re.compile(r"^export\s+((?:async\s+)?function\*?|const|let|class)\s+([A-Za-z_$][\w$]*)", re.M)
+INLINE_FETCH = """(() => {  // the page's fetches of its own files, answered from the copies inlined below
+  const files = JSON.parse(document.getElementById("tinydigits-files").textContent);
+  const fetchFromNetwork = window.fetch.bind(window);
+  window.fetch = (url, options) => {
+    const file = typeof url === "string" ? files[url.replace(/^\\.\\//, "")] : undefined;
+    if (!file) return fetchFromNetwork(url, options);
+    const bytes = Uint8Array.from(atob(file.base64), (c) => c.charCodeAt(0));
+    return Promise.resolve(new Response(bytes, { status: 200, headers: { "Content-Type": file.type } }));
+  };
+})();"""
+
+
+def _module_scope(name: str, source: str) -> str:
+    """One ES module as a function scope: `import {a, b as c} from "./x.js"` becomes a destructuring of
+    x.js's scope, `export function f` / `export const X` plain declarations returned by the scope.
+    Any other form of import or export is refused here, at export time, rather than broken in the page."""
+    exported = [m.group(2) for m in EXPORT.finditer(source)]
+    body = EXPORT.sub(lambda m: f"{m.group(1)} {m.group(2)}", source)
+    body = IMPORT.sub(lambda m: f"const {{ {m.group(1).strip().replace(' as ', ': ')} }} = tinydigitsModules[{m.group(2)!r}];",
+                      body)
+    leftover = re.search(r"^\s*(import|export)\b.*$|\bimport\s*\(", body, re.M)
+    if leftover:
+        raise TinyDigitsError(f"static/{name}: cannot inline {leftover.group(0).strip()!r} (only named imports of "
+                              "./*.js and exported declarations)")
+    return f"tinydigitsModules[{name!r}] = (() => {{\n{body}\nreturn {{ {', '.join(exported)} }};\n}})();"
+
+
+def _module_order(sources: dict[str, str], entry: str) -> list[str]:
+    """The modules `entry` imports, each after the ones it imports (depth first)."""
+    order, visiting = [], set()
+
+    def visit(name):
+        if name in order:
+            return
+        if name in visiting or name not in sources:
+            raise TinyDigitsError(f"static/{name}: " + ("imported in a cycle" if name in visiting else "not found"))
+        visiting.add(name)
+        for m in IMPORT.finditer(sources[name]):
+            visit(m.group(2))
+        order.append(name)
+
+    visit(entry)
+    return order
+
+
+def _inline_text(text: str, tag: str) -> str:
+    """Text safe inside <script> or <style>: its closing tag cannot end the element early."""
+    return re.sub(f"</({tag})", r"<\\/\1", text, flags=re.I).replace("<!--", "<\\!--")
+
+
+def self_contained_page(page: dict[str, bytes], files: dict[str, bytes]) -> bytes:
+    """index.html with its stylesheet and modules (`page`: page_files()) and the model `files` inline."""
+    html = page["index.html"].decode()
+    sources = {Path(n).name: data.decode() for n, data in page.items() if n.endswith(".js")}
+    entry = re.search(r'<script type="module" src="static/([\w.-]+\.js)"></script>', html)
+    sheet = re.search(r'<link rel="stylesheet" href="static/([\w.-]+\.css)">', html)
+    if entry is None or sheet is None:
+        raise TinyDigitsError("static/index.html: no <script type=\"module\" src=\"static/...\"> or stylesheet to inline")
+    bundle = "\n".join(["const tinydigitsModules = {};"] + [_module_scope(n, sources[n]) for n in _module_order(sources, entry.group(1))])
+    inline = {name: {"type": MEDIA_TYPES[name], "base64": base64.b64encode(data).decode("ascii")}
+              for name, data in files.items()}
+    html = html.replace(sheet.group(0), f"<style>\n{_inline_text(page['static/' + sheet.group(1)].decode(), 'style')}</style>")
+    html = html.replace(entry.group(0), (
+        f'<script type="application/json" id="tinydigits-files">{json.dumps(inline)}</script>\n'
+        f"  <script>\n{INLINE_FETCH}\n</script>\n"
+        f'  <script type="module">\n{_inline_text(bundle, "script")}\n</script>'))
+    return html.encode()
+
+
 def served_files(run: Run, int8: bytes | None, dataset) -> dict[str, bytes]:
     """The model files `serve` adds to the page: the .wasm and explore.json when clang can build them."""
     binary = None
@@ -112,10 +194,13 @@ def export_web(run: Run, out: Path, command: str, force: bool = False) -> list[P
     int8 = run.int8_model()
     binary = build_wasm(int8, str(run.paths.int8_model), command)
     explore = explore_items(int8, run.dataset())
+    page = page_files()
+    model_files = {WASM_FILE: binary,
+                   FACTS_FILE: (json.dumps(page_facts(run, int8, has_wasm=True, api=False, explore=True), indent=2)
+                                + "\n").encode(),
+                   EXPLORE_FILE: (json.dumps(explore, indent=2) + "\n").encode()}
     with staged_folder(out, "web", command, force) as tmp:
-        for name, data in page_files().items():
+        for name, data in {**page, **model_files}.items():
             write_bytes(tmp / name, data)
-        write_bytes(tmp / WASM_FILE, binary)
-        write_json(tmp / FACTS_FILE, page_facts(run, int8, has_wasm=True, api=False, explore=True))
-        write_json(tmp / EXPLORE_FILE, explore)
+        write_bytes(tmp / "index.html", self_contained_page(page, model_files))
     return written_files(out)

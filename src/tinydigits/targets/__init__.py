@@ -136,8 +136,9 @@ def build_firmware(board: Board, c_dir: Path, work: Path, optimization: str | No
 
 
 def find(key: str) -> Board:
+    """The board whose key is `key`, in any case ("Uno" is "uno")."""
     for board in BOARDS:
-        if board.key == key:
+        if board.key == key.lower():
             return board
     raise TinyDigitsError(f"unknown board {key!r} (known: {', '.join(b.key for b in BOARDS)})")
 
