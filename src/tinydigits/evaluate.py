@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .artifacts import preflight, save_figure, staged_folder, write_json
+from .atomic import claim
 from .plots import confusion_matrix_figure, image_gallery
 from .predict import predict_digits
 from .runs import RUN_FILES, Run
@@ -64,16 +65,18 @@ def format_report(report: dict, class_names: list[str]) -> str:
 
 def evaluate_run(run: Run, command: str = "") -> tuple[dict, list[str]]:
     """Score a `Run`'s model on its test set; add confusion.png, mistakes.png, evaluation.json as one set."""
-    preflight(run.folder, resume="run")
-    ds = run.dataset()
-    probabilities = predict_digits(run.model(), ds.x_test)
-    report = evaluate_probabilities(probabilities, ds.y_test)
-    mistakes = confident_mistakes(probabilities, ds.y_test)
-    report["mistakes"] = [int(i) for i in mistakes]
-    captions = [f"#{i}: {ds.y_test[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
-    with staged_folder(run.folder, "run", command, update=True) as tmp:
-        save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), tmp / RUN_FILES.confusion)
-        save_figure(image_gallery(ds.x_test[mistakes], captions, "most confidently wrong (true->predicted)"),
-                    tmp / RUN_FILES.mistakes)
-        write_json(tmp / RUN_FILES.evaluation, report)
-    return report, ds.class_names
+    with claim(run.folder, wait=True, command=command):  # a second writer of the run waits for this one
+        run.refresh()  # what a writer we waited for changed
+        preflight(run.folder, resume="run")
+        ds = run.dataset()
+        probabilities = predict_digits(run.model(), ds.x_test)
+        report = evaluate_probabilities(probabilities, ds.y_test)
+        mistakes = confident_mistakes(probabilities, ds.y_test)
+        report["mistakes"] = [int(i) for i in mistakes]
+        captions = [f"#{i}: {ds.y_test[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
+        with staged_folder(run.folder, "run", command, update=True) as tmp:
+            save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), tmp / RUN_FILES.confusion)
+            save_figure(image_gallery(ds.x_test[mistakes], captions, "most confidently wrong (true->predicted)"),
+                        tmp / RUN_FILES.mistakes)
+            write_json(tmp / RUN_FILES.evaluation, report)
+        return report, ds.class_names
