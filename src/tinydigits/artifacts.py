@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .atomic import carry_new_entries, check_names, claim, exchange, link_tree, move_into, move_new, sibling
+from .atomic import carry_new_entries, check_names, claim, exchange, link_tree, move_into, move_new, staging_prefix
 from .errors import TinyDigitsError, os_problem
 from .escape import json_text
 from .interrupt import check as check_interrupt
@@ -240,7 +240,7 @@ def staged_folder(final: Path, kind: str, command: str = "", force: bool = False
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             remove_leftovers(final)
-            tmp = Path(tempfile.mkdtemp(prefix=sibling(final, "").name, suffix=".partial", dir=final.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(final), suffix=".partial", dir=final.parent))
         except OSError as e:
             raise TinyDigitsError(failed_write(final, e)) from None
         keep_tmp = False  # True only if `tmp` ends up holding a folder that is not ours
@@ -273,7 +273,7 @@ class LeftAside(TinyDigitsError):
 def remove_leftovers(final: Path) -> None:
     """Staging folders of a command that was killed (kill -9) while it wrote `final`: called under
     `final`'s lock, so no live command owns them; only folders of the staging name are touched."""
-    prefix = sibling(final, "").name
+    prefix = staging_prefix(final)
     for path in final.parent.glob(f"{glob_escape(prefix)}*.partial"):
         if path.is_dir() and not path.is_symlink() and (manifest_kind(path) or not any(path.iterdir())):
             shutil.rmtree(path, ignore_errors=True)

@@ -74,6 +74,12 @@ def check_names(path: Path) -> Path:
     return path
 
 
+def staging_prefix(final: Path) -> str:
+    """The name prefix of `final`'s staging folders, `.lesson.`, short enough for mkdtemp's 8 random
+    characters and ".partial" to fit in NAME_MAX."""
+    return sibling(final, "x" * 8 + ".partial").name[:-len("x" * 8 + ".partial")]
+
+
 def _rename2(src: Path, dst: Path, flags: int) -> bool:
     """renameat2(src, dst, flags); False where the system or the file system does not offer it."""
     if _renameat2 is None:

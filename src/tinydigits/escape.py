@@ -61,13 +61,17 @@ def ino_comment(text: str) -> str:
 def make_comment(text: str) -> str:
     """Text after "# " in a Makefile: one line (a newline would start a line of make code, where
     `$(shell ...)` runs), never ending in the backslash that would continue the comment onto the next line."""
-    text = printable(text)
-    return text + " " if text.endswith("\\") else text
+    return _no_continuation(printable(text))
 
 
 def properties_value(text: str) -> str:
-    """A value in Arduino's library.properties: one `key=value` line, so never a newline in it."""
-    return printable(text)
+    """A value in Arduino's library.properties: one `key=value` line, so no newline in it and no backslash
+    at its end (which Java-style properties readers take for a line that goes on)."""
+    return _no_continuation(printable(text))
+
+
+def _no_continuation(text: str) -> str:
+    return text + " " if text.endswith("\\") else text
 
 
 def html_text(text: str) -> str:
