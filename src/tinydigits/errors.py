@@ -18,8 +18,8 @@ def first_line(error: BaseException, limit: int = 160) -> str:
 # errno -> the words a person searches for; the rest get the system's own text, lower-cased
 _PROBLEMS = {
     "ENOENT": "not found",
-    "ENAMETOOLONG": "name too long (a file name has at most 255 bytes, a path 4,096)",
-    "ELOOP": "symbolic link loop (a link that leads back to itself)",
+    "ENAMETOOLONG": "name too long",
+    "ELOOP": "symbolic link loop",
     "EISDIR": "is a folder, not a file",
     "ENOTDIR": "a part of the path is a file, not a folder",
     "EACCES": "permission denied",

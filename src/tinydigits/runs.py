@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -63,8 +64,7 @@ RUN_FILES = RunFiles()
 def read_json(path: Path, expect: type = dict):
     """A JSON file's value, checked to be an `expect`; a missing, unreadable or truncated file is one line."""
     path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        raise TinyDigitsError(f"{path}: missing")
+    _exists(path)
     try:
         value = json.loads(read_input(path, MAX_JSON_BYTES))
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
@@ -74,11 +74,20 @@ def read_json(path: Path, expect: type = dict):
     return value
 
 
+def _exists(path: Path) -> Path:
+    """`path`, or "missing" if nothing is there; any other problem (a loop, no permission) is left for the read to name."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        raise TinyDigitsError(f"{path}: missing") from None
+    except OSError:
+        pass
+    return path
+
+
 def check_keras_archive(path: Path) -> None:
     """Refuse a model.keras that is not a complete Keras archive, before Keras says 'File not found'."""
-    if not path.exists() and not path.is_symlink():
-        raise TinyDigitsError(f"{path}: missing")
-    check_file(path)  # a FIFO or a device would hang the zip reader
+    check_file(_exists(path))  # a FIFO or a device would hang the zip reader
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
