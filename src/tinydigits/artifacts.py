@@ -231,6 +231,7 @@ def staged_folder(final: Path, kind: str, command: str = "", force: bool = False
     (the folder it points to is updated). All of it under `final`'s lock: a second command that adds
     to the same run waits for this one; one that makes a new folder there stops with one line.
     """
+    shown = Path(final)  # as the caller wrote it, in messages
     final = Path(os.path.abspath(Path(final).resolve() if update else final))  # "x/.." has no name to stage beside
     with claim(final, wait=update, command=command):
         if update:
@@ -242,7 +243,7 @@ def staged_folder(final: Path, kind: str, command: str = "", force: bool = False
             remove_leftovers(final)
             tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(final), suffix=".partial", dir=final.parent))
         except OSError as e:
-            raise TinyDigitsError(failed_write(final, e)) from None
+            raise TinyDigitsError(failed_write(shown, e)) from None
         keep_tmp = False  # True only if `tmp` ends up holding a folder that is not ours
         try:
             os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; an ordinary folder follows the umask
@@ -251,16 +252,16 @@ def staged_folder(final: Path, kind: str, command: str = "", force: bool = False
                 write_manifest(tmp, kind, command)
             yield tmp
             check_interrupt()
-            _commit(tmp, final, kind, replace=force or update, seen=seen)
+            _commit(tmp, final, kind, replace=force or update, seen=seen, shown=shown)
         except LeftAside:
             keep_tmp = True
             raise
         except WriteFailed as e:
-            raise TinyDigitsError(failed_write(final, e.error)) from None
+            raise TinyDigitsError(failed_write(shown, e.error)) from None
         except OSError as e:  # a full disk under a library's own writes (Keras saving model.keras)
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            raise TinyDigitsError(failed_write(final, e)) from None
+            raise TinyDigitsError(failed_write(shown, e)) from None
         finally:
             if not keep_tmp:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -283,7 +284,7 @@ def glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def _commit(tmp: Path, final: Path, kind: str, replace: bool, seen: dict | None) -> None:
+def _commit(tmp: Path, final: Path, kind: str, replace: bool, seen: dict | None, shown: Path) -> None:
     """Put the complete `tmp` at `final` in one step.
 
     Nothing at `final`: a rename that cannot replace anything. A folder of ours of `kind` (with
@@ -301,22 +302,22 @@ def _commit(tmp: Path, final: Path, kind: str, replace: bool, seen: dict | None)
         return move_new(tmp, final)
     except FileExistsError:
         if not replace:
-            raise TinyDigitsError(f"{final}: appeared while this command ran, not made by it; left as it is, "
+            raise TinyDigitsError(f"{shown}: appeared while this command ran, not made by it; left as it is, "
                                   "nothing written (choose another --out)") from None
     except OSError as e:
         if e.errno != errno.ENOTEMPTY:  # the fallback's empty folder, filled by someone in between
             raise
-        raise TinyDigitsError(f"{final}: filled while this command ran; left as it is, nothing written") from None
+        raise TinyDigitsError(f"{shown}: filled while this command ran; left as it is, nothing written") from None
     if final.is_symlink() or manifest_kind(final) != kind:
-        raise TinyDigitsError(f"{final}: changed while this command ran and is not {_a(kind)} folder tinydigits "
+        raise TinyDigitsError(f"{shown}: changed while this command ran and is not {_a(kind)} folder tinydigits "
                               "wrote; left as it is, nothing written")
     exchange(tmp, final)
     if tmp.is_symlink() or manifest_kind(tmp) != kind:  # replaced in the instant between the check and the swap
         try:
             exchange(tmp, final)
         except OSError:
-            raise LeftAside(f"{final}: changed while this command ran; what was there is now at {tmp}, "
+            raise LeftAside(f"{shown}: changed while this command ran; what was there is now at {tmp}, "
                             "left as it is") from None
-        raise TinyDigitsError(f"{final}: changed while this command ran; left as it is, nothing written")
+        raise TinyDigitsError(f"{shown}: changed while this command ran; left as it is, nothing written")
     if seen is not None:
         carry_new_entries(tmp, final, seen, move=True)  # added in the instant before the swap

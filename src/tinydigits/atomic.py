@@ -154,7 +154,8 @@ def _acquire(lock: Path, folder: Path, wait: bool) -> int:
 def claim(folder: Path, wait: bool, command: str = ""):
     """Hold the lock on `folder` for the block. `wait`: wait for another holder to finish (saying so once);
     else raise TinyDigitsError naming it. The same thread may claim a folder it holds again, at no cost."""
-    folder = Path(os.path.abspath(check_names(folder)))
+    shown = check_names(Path(folder))  # as the user wrote it, in messages
+    folder = Path(os.path.abspath(shown))
     lock = sibling(Path(os.path.realpath(folder)), "lock")  # one lock file, whatever links lead to the folder
     depth = _held.__dict__.setdefault("depth", {})
     if depth.get(lock):
@@ -164,9 +165,9 @@ def claim(folder: Path, wait: bool, command: str = ""):
         finally:
             depth[lock] -= 1
         return
-    made = _make_parents(lock.parent, folder)
+    made = _make_parents(lock.parent, shown)
     try:
-        fd = _acquire(lock, folder, wait)
+        fd = _acquire(lock, shown, wait)
     except BaseException:
         _remove_empty(made)
         raise

@@ -8,16 +8,21 @@ memory) and a clock on each request (408 and closed when it is not received with
 REQUEST_SECONDS). `RequestGuard` is ASGI middleware for what the app can check per request: the
 Host header (present, well formed, and a loopback name when the server listens on loopback, so a
 web page's DNS-rebinding trick cannot reach it), the declared body size (413), and HEAD answered
-as GET without its body.
+as GET without its body. `Pool` is a bounded pool of threads for the CPU work of requests, so the
+event loop only moves bytes; `uvicorn_settings` is how `serve` runs uvicorn with all of these.
 
-    uvicorn.run(RequestGuard(app, loopback=True), http=LimitedHttp, ...)
+    uvicorn.run(RequestGuard(app, loopback=True), **uvicorn_settings())
 """
 from __future__ import annotations
 
+import asyncio
+import copy
 import ipaddress
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
+from fastapi import HTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEADER_BYTES = 32 * 1024  # the request line and headers (nginx's default buffers: 4 x 8 KB)
@@ -25,6 +30,9 @@ MAX_HEADERS = 100             # Apache's LimitRequestFields; a browser sends abo
 REQUEST_SECONDS = 20.0        # from the first byte a request may start to its last: slow clients are cut off
 LINGER_SECONDS = 2.0          # after a refusal, how long the rest of the request is read (and dropped)
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a drawing is a few KB; a photo of a digit fits comfortably
+WORKER_THREADS = 2  # threads for the CPU work of requests (serve's inference itself runs one at a time)
+MAX_PENDING = 256  # requests in the pool or waiting for it; beyond, 429 (each holds at most MAX_BODY_BYTES)
+MAX_CONNECTIONS = 1000  # uvicorn's limit_concurrency: open connections (slow clients included)
 REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
 HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::(?P<port>[0-9]{1,5}))?")
 
@@ -198,3 +206,32 @@ def _without_body(send):
             message = {"type": "http.response.body", "body": b""}
         await send(message)
     return send_head
+
+
+class Pool:
+    """A bounded pool of worker threads for the CPU work of requests, awaited from the event loop."""
+
+    def __init__(self, threads: int = WORKER_THREADS, pending: int = MAX_PENDING):
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="tinydigits-request")
+        self.pending, self.limit = 0, pending
+
+    async def run(self, work, *args):
+        if self.pending >= self.limit:
+            raise HTTPException(429, f"{self.limit} requests are already waiting; try again in a moment")
+        self.pending += 1  # only the event loop's thread counts: no lock needed
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work, *args)
+        finally:
+            self.pending -= 1
+
+
+def uvicorn_settings(log_level: str = "warning") -> dict:
+    """What `serve` gives uvicorn.run: the protocol with our limits, a cap on connections, and a log that
+    shows tinydigits' own INFO lines (a client that went away) beside uvicorn's warnings."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    logging_config = copy.deepcopy(LOGGING_CONFIG)
+    logging_config["loggers"]["tinydigits"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return {"http": LimitedHttp, "limit_concurrency": MAX_CONNECTIONS, "timeout_keep_alive": 5,
+            "proxy_headers": False,  # no proxy in front: X-Forwarded-For is not believed (and not parsed)
+            "access_log": False, "log_level": log_level, "log_config": logging_config}

@@ -15,20 +15,17 @@ line; an unreadable image, or one over preprocess.MAX_PIXELS (read from its head
 decoded), a 400; a body over MAX_BODY_BYTES a 413; never a 500.
 
 The event loop only moves bytes: decoding, preprocessing and inference run in a pool of
-WORKER_THREADS threads, so a slow request (a large photo) never holds up another one; with more
-than MAX_PENDING requests waiting for it, a request gets 429. http_limits.py caps the head of a
+http_limits.WORKER_THREADS threads, so a slow request (a large photo) never holds up another one; with more
+than http_limits.MAX_PENDING requests waiting for it, a request gets 429. http_limits.py caps the head of a
 request, its Host header and the time it may take to arrive.
 """
 from __future__ import annotations
 
-import asyncio
-import copy
 import gc
 import logging
 import os
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
@@ -43,15 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
 from .errors import TinyDigitsError
-from .http_limits import MAX_BODY_BYTES, LimitedHttp, RequestGuard, loopback_name
+from .http_limits import MAX_BODY_BYTES, Pool, RequestGuard, loopback_name, uvicorn_settings
 from .runs import Run
 from .web import model_facts, served_files
 
 PIXELS = 784
 SHOWN_ERRORS = 3  # validation problems named in one `detail` line
-WORKER_THREADS = 2  # threads for the CPU work of requests; inference itself runs one at a time (Models.lock)
-MAX_PENDING = 256  # requests in the pool or waiting for it; beyond, 429 (each holds at most MAX_BODY_BYTES)
-MAX_CONNECTIONS = 1000  # uvicorn's limit_concurrency: open connections (slow clients included)
 log = logging.getLogger("tinydigits.serve")
 
 
@@ -120,23 +114,6 @@ class Models:
         """(N, 28, 28) uint8 MNIST-like -> (N, 10) probabilities."""
         with self.lock:
             return self.engines[model].predict(digits)
-
-
-class Pool:
-    """A bounded pool of worker threads for the CPU work of requests, awaited from the event loop."""
-
-    def __init__(self, threads: int = WORKER_THREADS, pending: int = MAX_PENDING):
-        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="tinydigits-request")
-        self.pending, self.limit = 0, pending
-
-    async def run(self, work, *args):
-        if self.pending >= self.limit:
-            raise HTTPException(429, f"{self.limit} requests are already waiting; try again in a moment")
-        self.pending += 1  # only the event loop's thread counts: no lock needed
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, work, *args)
-        finally:
-            self.pending -= 1
 
 
 def create_app(run: Run, models: Models | None = None, loopback: bool = False) -> FastAPI:
@@ -306,18 +283,6 @@ def check_can_listen(host: str, port: int) -> None:
         raise TinyDigitsError(f"--host {host}: not an address of this machine ({e.strerror})") from None
     except OSError as e:
         raise TinyDigitsError(f"cannot listen on {host}:{port} ({e.strerror}; is another server using the port?)") from None
-
-
-def uvicorn_settings(log_level: str = "warning") -> dict:
-    """What `serve` gives uvicorn.run: the protocol with our limits, a cap on connections, and a log that
-    shows tinydigits' own INFO lines (a client that went away) beside uvicorn's warnings."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    logging_config = copy.deepcopy(LOGGING_CONFIG)
-    logging_config["loggers"]["tinydigits"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return {"http": LimitedHttp, "limit_concurrency": MAX_CONNECTIONS, "timeout_keep_alive": 5,
-            "proxy_headers": False,  # no proxy in front: X-Forwarded-For is not believed (and not parsed)
-            "access_log": False, "log_level": log_level, "log_config": logging_config}
 
 
 def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, announce=print) -> None:
