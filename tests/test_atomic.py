@@ -51,6 +51,23 @@ def test_a_folder_the_user_makes_at_the_destination_meanwhile_is_kept(kind, forc
     assert _hidden(tmp_path) == []
 
 
+def test_train_keeps_a_folder_the_user_makes_at_its_out_while_it_trains(tmp_path, mnist):
+    """The audit's case, as a user meets it: `tinydigits train --out X` running, the user makes X."""
+    out = tmp_path / "X"
+    proc = subprocess.Popen([*CLI, "train", "--hidden", "4", "--epochs", "3", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("training ")  # printed once the data is loaded, before training
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".X.*.partial")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)  # train is writing its staged folder: the moment before the final rename
+    _mine(out)
+    code, err = proc.wait(300), proc.stderr.read()
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"error: {out}: appeared while this command ran, not made by it; left as it is, nothing written "
+        "(choose another --out)"), err
+    assert sorted(os.listdir(out)) == ["thesis.txt"] and _hidden(tmp_path) == []
+
+
 def test_a_folder_put_in_place_of_ours_is_never_swapped_out_and_deleted(tmp_path, monkeypatch):
     """--force over our own folder, which the user replaces by theirs meanwhile, before the check or in the
     instant between the check and the swap: theirs stays."""
