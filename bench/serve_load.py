@@ -7,6 +7,10 @@ itself). Reports requests per second, p50/p99 latency and errors. The load comes
 asyncio client in this process (whose own CPU use then inflates the latencies).
 
     TINYDIGITS_DATA=../shared/datasets python bench/serve_load.py runs/lesson --clients 32 --seconds 10 --workers 2
+    python bench/serve_load.py runs/lesson --clients 64 --target-ms 250 --baseline /tmp/old-checkout
+
+`--baseline DIR` first loads a server run from another checkout's DIR/src (an older commit, say),
+then this one, in the same run, so the two figures share the machine's load of the moment.
 """
 import argparse
 import asyncio
@@ -76,24 +80,17 @@ def wrk_load(port: int, body: bytes, clients: int, seconds: float) -> dict:
             "max": ms(r"Latency\s+\S+\s+\S+"), "errors": errors}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--workers", type=int, default=1, help="server processes")
-    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
-    args = parser.parse_args()
-
-    from tinydigits.data import load_dataset
-
-    body = json.dumps({"pixels": load_dataset("mnist").x_test[0].ravel().tolist()}).encode()
+def measure(run: Path, body: bytes, args, src: Path | None) -> dict:
+    """Start `tinydigits serve` (from `src`/src when given), load it for args.seconds, stop it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "tinydigits", "serve", str(args.run), "--port", str(port),
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(Path(src).resolve() / "src")
+    server = subprocess.Popen([sys.executable, "-m", "tinydigits", "serve", str(run), "--port", str(port),
                                "--workers", str(args.workers)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         for _ in range(600):
             try:
@@ -102,20 +99,46 @@ def main():
             except OSError:
                 time.sleep(0.1)
         if args.client == "wrk":
-            r = wrk_load(port, body, args.clients, args.seconds)
-        else:
-            asyncio.run(load(port, body, args.clients, 1.0))  # warm-up
-            latencies, errors = asyncio.run(load(port, body, args.clients, args.seconds))
-            ms = np.array(latencies) * 1000
-            r = {"requests": len(ms), "p50": np.percentile(ms, 50), "p99": np.percentile(ms, 99), "max": ms.max(),
-                 "errors": len(errors)}
+            return wrk_load(port, body, args.clients, args.seconds)
+        asyncio.run(load(port, body, args.clients, 1.0))  # warm-up
+        latencies, errors = asyncio.run(load(port, body, args.clients, args.seconds))
+        ms = np.array(latencies) * 1000
+        return {"requests": len(ms), "p50": np.percentile(ms, 50), "p99": np.percentile(ms, 99), "max": ms.max(),
+                "errors": len(errors)}
     finally:
         server.terminate()
         server.wait(10)
-    print(f"{args.workers} server process(es), {args.clients} clients ({args.client}), {args.seconds:g} s: "
-          f"{r['requests']} requests, {r['requests'] / args.seconds:.0f} req/s, p50 {r['p50']:.1f} ms, "
-          f"p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, errors {r['errors']}")
-    print(f"target: p99 under 20 ms at 32 clients with zero errors: {'met' if r['p99'] < 20 and not r['errors'] else 'NOT met'}")
+
+
+def report(r: dict, args, label: str) -> str:
+    return (f"{label}{args.workers} server process(es), {args.clients} clients ({args.client}), {args.seconds:g} s: "
+            f"{r['requests']} requests, {r['requests'] / args.seconds:.0f} req/s, p50 {r['p50']:.1f} ms, "
+            f"p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, errors {r['errors']}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--target-ms", type=float, default=20.0, help="the p99 goal (default 20 ms)")
+    parser.add_argument("--baseline", type=Path, help="another checkout, measured first in the same run")
+    args = parser.parse_args()
+
+    from tinydigits.data import load_dataset
+
+    body = json.dumps({"pixels": load_dataset("mnist").x_test[0].ravel().tolist()}).encode()
+    if args.baseline:
+        old = measure(args.run, body, args, args.baseline)
+        print(report(old, args, f"baseline ({args.baseline}): "))
+    r = measure(args.run, body, args, None)
+    print(report(r, args, "this checkout: " if args.baseline else ""))
+    if args.baseline:
+        print(f"p99 ratio, this checkout / baseline: {r['p99'] / old['p99']:.2f}")
+    met = r["p99"] < args.target_ms and not r["errors"]
+    print(f"target: p99 under {args.target_ms:g} ms at {args.clients} clients with zero errors: {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -153,3 +153,27 @@ def test_an_odd_key_stays_on_one_line(client):
     detail = r.json()["detail"]
     assert r.status_code == 422 and "\n" not in detail and "'\\n': Extra inputs are not permitted" in detail, detail
     assert "; " + "x" * 40 + ": Extra" in detail and "x" * 41 not in detail
+
+
+def test_the_worker_pool_is_bounded():
+    """Past MAX_PENDING requests in or waiting for the pool, a request gets 429 instead of a place in the queue."""
+    import asyncio
+    import threading
+
+    from fastapi import HTTPException
+
+    from tinydigits.http_limits import Pool
+
+    pool, release = Pool(threads=1, pending=2), threading.Event()
+
+    async def three_at_once():
+        first = asyncio.ensure_future(pool.run(release.wait))
+        second = asyncio.ensure_future(pool.run(threading.get_ident))
+        await asyncio.sleep(0.05)
+        with pytest.raises(HTTPException) as e:
+            await pool.run(threading.get_ident)
+        release.set()
+        return e.value.status_code, await first, await second
+
+    code, _, worker = asyncio.run(three_at_once())
+    assert code == 429 and worker != threading.get_ident()  # the work ran on a pool thread, not the loop's

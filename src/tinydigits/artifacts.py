@@ -1,13 +1,19 @@
-"""Atomic writes: an artifact is either complete on disk or absent, never half-written.
+"""Atomic writes: an artifact is either complete on disk or absent, never half-written, and never
+written over a user's files.
 
 Every file tinydigits writes goes through `write_bytes`/`write_text`/`write_json` (temp file in the
 same folder, fsync, rename). A set of files is written by `staged_folder`: built in a hidden
-sibling, then renamed into place, so an interrupted command leaves the user's earlier results
-intact. Files get the modes any tool gives them (0644 under umask 022), not mkstemp's 0600.
+sibling (`.<name>.XXXX.partial`), then swapped into place in one step (atomic.exchange), under the
+destination's lock (atomic.claim), so an interrupted command leaves the user's earlier results
+intact, two commands never write one folder at once, and a reader never sees the folder missing.
+Files get the modes any tool gives them (0644 under umask 022), not mkstemp's 0600. A full disk is
+one line, "no space left on <folder>", with nothing written.
 
 Every folder tinydigits creates carries a small manifest, `.tinydigits.json` (its kind, the command
 that made it); `--force` replaces only a folder that carries one (or a run folder from before
-manifests: `metrics.json` + `model.keras`). `preflight` checks a destination before long work.
+manifests: `metrics.json` + `model.keras`), checked again once the new folder is complete and once
+more on the folder swapped out: whatever else appears at the path meanwhile is left as it is.
+`preflight` checks a destination before long work.
 
     preflight(Path("runs/lesson"), force=False)                  # before training, not after
     with staged_folder(Path("runs/lesson"), "run", "tinydigits train") as tmp:
@@ -18,6 +24,7 @@ manifests: `metrics.json` + `model.keras`). `preflight` checks a destination bef
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -28,7 +35,9 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import TinyDigitsError
+from .atomic import carry_new_entries, check_names, claim, exchange, link_tree, move_into, move_new, staging_prefix
+from .errors import TinyDigitsError, os_problem
+from .escape import json_text
 from .interrupt import check as check_interrupt
 
 MANIFEST = ".tinydigits.json"  # in every folder tinydigits creates: {"kind", "version", "created_by", ...}
@@ -48,11 +57,27 @@ def umask() -> int:
     return mask
 
 
+class WriteFailed(TinyDigitsError):
+    """A file could not be written; `staged_folder` names its folder instead of the hidden staging copy."""
+
+    def __init__(self, path: Path, error: OSError):
+        self.path, self.error = Path(path), error
+        super().__init__(failed_write(path, error))
+
+
+def failed_write(where: Path, error: OSError) -> str:
+    """The one line for a write that failed: 'no space left on runs/lesson ...', or the problem in words."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on {where} ({os_problem(error)}); nothing was written"
+    return f"{where}: cannot be written ({os_problem(error)})"
+
+
 def write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; an ordinary file follows the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -60,19 +85,22 @@ def write_bytes(path: Path, data: bytes) -> Path:
             os.fsync(f.fileno())
         check_interrupt()  # after Ctrl-C nothing new lands, even if its KeyboardInterrupt was swallowed
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:
+            raise WriteFailed(path, e) from None
         raise
     return path
 
 
 def write_text(path: Path, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8", "surrogateescape"))  # a path that is not UTF-8 stays its bytes
 
 
 def write_json(path: Path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2) + "\n")
+    return write_text(path, json_text(obj))
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -114,7 +142,12 @@ def preflight(folder: Path, force: bool = False, resume: str | None = None, kind
     symbolic link that --force would replace; the nearest existing parent must be a folder we may
     create entries in.
     """
-    folder = Path(folder)
+    folder = check_names(Path(folder))
+    try:
+        os.stat(folder)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # Path.resolve would raise, Path.exists say "no"
+            raise TinyDigitsError(f"{folder}: {os_problem(e)}") from None
     resolved = folder.resolve()
     if folder.exists() or folder.is_symlink():
         found = manifest_kind(folder)
@@ -177,20 +210,13 @@ def _check_writable(folder: Path, where: Path) -> Path:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".tinydigits-check.", dir=where))
     except OSError as e:
-        raise TinyDigitsError(f"{folder}: cannot be written ({e.strerror} in {where})") from None
+        raise TinyDigitsError(f"{folder}: cannot be written ({os_problem(e)} in {where})") from None
     return folder
 
 
 def _holds_cwd(folder: Path) -> bool:
     resolved, cwd = Path(folder).resolve(), Path.cwd().resolve()
     return resolved == cwd or resolved in cwd.parents
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)  # same file system: free, and new files replace links, never the originals
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 @contextlib.contextmanager
@@ -200,68 +226,98 @@ def staged_folder(final: Path, kind: str, command: str = "", force: bool = False
     A new folder gets a manifest of `kind`. An existing `final` is kept unless `force` (and only if
     tinydigits wrote it as a folder of `kind`, see `preflight`); with `force` it is swapped out only
     once the new folder is complete. `update=True` starts from the files already in `final` (hard
-    links), so a set of files is added to it all at once or not at all; a symbolic link to the
-    folder stays a link (the folder it points to is updated).
+    links), so a set of files is added to it all at once or not at all; files that others put in
+    `final` meanwhile are carried into the new set, and a symbolic link to the folder stays a link
+    (the folder it points to is updated). All of it under `final`'s lock: a second command that adds
+    to the same run waits for this one; one that makes a new folder there stops with one line.
     """
-    if update:
-        preflight(final, resume=kind)
-        final = Path(final).resolve()
-    else:
-        preflight(final, force, kind=kind)
-    final = Path(os.path.abspath(final))  # "x/.." has no name to stage beside; its absolute form has
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    old = None
-    try:
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; an ordinary folder follows the umask
+    shown = Path(final)  # as the caller wrote it, in messages
+    final = Path(os.path.abspath(Path(final).resolve() if update else final))  # "x/.." has no name to stage beside
+    with claim(final, wait=update, command=command):
         if update:
-            shutil.copytree(final, tmp, copy_function=_link_or_copy, dirs_exist_ok=True)
-        if not (tmp / MANIFEST).exists():
-            write_manifest(tmp, kind, command)
-        yield tmp
-        check_interrupt()
-        if update and _holds_cwd(final):  # swapping the folder a shell stands in would strand it: move the files
-            _move_into(tmp, final)
-            return
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-        os.replace(tmp, final)
-    except BaseException:
-        if old is not None and not final.exists():
-            os.replace(old, final)  # the swap failed half-way: the old folder goes back
-            old = None
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            preflight(final, resume=kind)
+        else:
+            preflight(final, force, kind=kind)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            remove_leftovers(final)
+            tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(final), suffix=".partial", dir=final.parent))
+        except OSError as e:
+            raise TinyDigitsError(failed_write(shown, e)) from None
+        keep_tmp = False  # True only if `tmp` ends up holding a folder that is not ours
+        try:
+            os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; an ordinary folder follows the umask
+            seen = link_tree(final, tmp) if update else None
+            if not (tmp / MANIFEST).exists():
+                write_manifest(tmp, kind, command)
+            yield tmp
+            check_interrupt()
+            _commit(tmp, final, kind, replace=force or update, seen=seen, shown=shown)
+        except LeftAside:
+            keep_tmp = True
+            raise
+        except WriteFailed as e:
+            raise TinyDigitsError(failed_write(shown, e.error)) from None
+        except OSError as e:  # a full disk under a library's own writes (Keras saving model.keras)
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise TinyDigitsError(failed_write(shown, e)) from None
+        finally:
+            if not keep_tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _move_into(staged: Path, final: Path) -> None:
-    """Make `final` hold what `staged` holds, entry by entry: files moved in (their folders made), then
-    whatever the new set no longer has (firmware/<board>/ rebuilt, say) removed from `final`."""
-    keep = set()
-    for root, dirs, files in os.walk(staged):
-        rel = Path(root).relative_to(staged)
-        for name in dirs:
-            keep.add(rel / name)
-            target = final / rel / name
-            if target.is_symlink() or (target.exists() and not target.is_dir()):
-                target.unlink()
-            target.mkdir(exist_ok=True)
-        for name in files:
-            keep.add(rel / name)
-            target = final / rel / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(Path(root) / name, target)
-    for root, dirs, files in os.walk(final, topdown=False):
-        rel = Path(root).relative_to(final)
-        for name in files + dirs:
-            path = final / rel / name
-            if rel / name not in keep:
-                if path.is_dir() and not path.is_symlink():
-                    path.rmdir()  # bottom-up: its entries went first
-                else:
-                    path.unlink()
+class LeftAside(TinyDigitsError):
+    """A folder that is not ours was swapped out and could not be swapped back: it is kept where it is."""
+
+
+def remove_leftovers(final: Path) -> None:
+    """Staging folders of a command that was killed (kill -9) while it wrote `final`: called under
+    `final`'s lock, so no live command owns them; only folders of the staging name are touched."""
+    prefix = staging_prefix(final)
+    for path in final.parent.glob(f"{glob_escape(prefix)}*.partial"):
+        if path.is_dir() and not path.is_symlink() and (manifest_kind(path) or not any(path.iterdir())):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _commit(tmp: Path, final: Path, kind: str, replace: bool, seen: dict | None, shown: Path) -> None:
+    """Put the complete `tmp` at `final` in one step.
+
+    Nothing at `final`: a rename that cannot replace anything. A folder of ours of `kind` (with
+    `replace`): swapped in one step, and the folder swapped out is checked once more before the
+    caller removes it; if it is not ours (it was replaced between the check and the swap), it is
+    swapped back. Anything else at `final` is left as it is, and the new set is not written.
+    `seen` (an update): what `tmp` was linked from, so that files added to `final` since are kept.
+    """
+    if seen is not None and _holds_cwd(final):  # swapping the folder a shell stands in would strand it
+        carry_new_entries(final, tmp, seen, move=False)
+        return move_into(tmp, final)
+    if seen is not None:
+        carry_new_entries(final, tmp, seen, move=False)
+    try:
+        return move_new(tmp, final)
+    except FileExistsError:
+        if not replace:
+            raise TinyDigitsError(f"{shown}: appeared while this command ran, not made by it; left as it is, "
+                                  "nothing written (choose another --out)") from None
+    except OSError as e:
+        if e.errno != errno.ENOTEMPTY:  # the fallback's empty folder, filled by someone in between
+            raise
+        raise TinyDigitsError(f"{shown}: filled while this command ran; left as it is, nothing written") from None
+    if final.is_symlink() or manifest_kind(final) != kind:
+        raise TinyDigitsError(f"{shown}: changed while this command ran and is not {_a(kind)} folder tinydigits "
+                              "wrote; left as it is, nothing written")
+    exchange(tmp, final)
+    if tmp.is_symlink() or manifest_kind(tmp) != kind:  # replaced in the instant between the check and the swap
+        try:
+            exchange(tmp, final)
+        except OSError:
+            raise LeftAside(f"{shown}: changed while this command ran; what was there is now at {tmp}, "
+                            "left as it is") from None
+        raise TinyDigitsError(f"{shown}: changed while this command ran; left as it is, nothing written")
+    if seen is not None:
+        carry_new_entries(tmp, final, seen, move=True)  # added in the instant before the swap

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from .artifacts import preflight, save_figure, staged_folder, write_json
+from .atomic import claim
 from .codegen import read_facts, write_standalone
 from .runtimes import LiteRT
 from .errors import TinyDigitsError
@@ -123,7 +124,13 @@ def measure_boards(run: Run | Path, keys: list[str] | None = None, images: int =
     run = run if isinstance(run, Run) else Run(run)
     boards = [find(key) for key in dict.fromkeys(keys)] if keys else list(BOARDS)
     command = command or f"tinydigits boards {run.folder}"
-    preflight(run.folder, resume="run")  # before any work: boards.json and firmware/ go into the run folder
+    with claim(run.folder, wait=True, command=command):  # a second writer of the run waits for this one
+        run.refresh()  # what a writer we waited for changed
+        preflight(run.folder, resume="run")  # before any work: boards.json and firmware/ go into the run folder
+        return _measure_boards(run, boards, images, command)
+
+
+def _measure_boards(run: Run, boards: list[Board], images: int, command: str) -> dict:
     rows = []
     with model_c(run, images, command) as (c_dir, inputs, host_outputs), \
             firmware_folders(run, command) as (staged, fresh):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import __version__, process
 from .artifacts import preflight
+from .atomic import claim
 from .errors import TinyDigitsError
 from .interrupt import ctrl_c_stops
 
@@ -147,13 +148,14 @@ def cmd_train(args):
 
     recipe = _recipe_from(args)
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    preflight(out, args.force, kind="run")  # fail before training, not after
-    ds = _load_data(args)
-    process.import_keras()
-    print(f"training {recipe.name} on {ds.name} ({len(ds.x_train):,} train / {len(ds.x_test):,} test images), "
-          f"{recipe.epochs} epochs of batch {recipe.batch_size}", flush=True)
-    result = train(recipe, ds, verbose=0 if args.quiet else 1)
-    save_run(result, out, force=args.force, command=args.command_line)
+    with claim(out, wait=False, command=args.command_line):  # a second `train --out` there stops with one line
+        preflight(out, args.force, kind="run")  # fail before training, not after
+        ds = _load_data(args)
+        process.import_keras()
+        print(f"training {recipe.name} on {ds.name} ({len(ds.x_train):,} train / {len(ds.x_test):,} test images), "
+              f"{recipe.epochs} epochs of batch {recipe.batch_size}", flush=True)
+        result = train(recipe, ds, verbose=0 if args.quiet else 1)
+        save_run(result, out, force=args.force, command=args.command_line)
     print(summary_line(result, out))
 
 
@@ -374,14 +376,15 @@ def cmd_compare(args):
     base = _recipe_from(args)
     recipes = variants(changes, base)
     out = args.out or default_out()
-    preflight(out, args.force, kind="compare")
-    ds = None if args.jobs > 1 else _load_data(args)
-    seeds = f"seed {base.seed}" if args.seeds == 1 else f"seeds {base.seed}-{base.seed + args.seeds - 1}"
-    print(f"comparing {len(recipes)} variants, {base.epochs} epochs each, {seeds}", flush=True)
-    rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True), data_dir=args.data_dir,
-                   seeds=args.seeds)
-    write_report(rows, out, force=args.force, title=f"tinydigits compare ({args.preset or 'custom'})",
-                 command=args.command_line)
+    with claim(out, wait=False, command=args.command_line):  # a second `compare --out` there stops with one line
+        preflight(out, args.force, kind="compare")
+        ds = None if args.jobs > 1 else _load_data(args)
+        seeds = f"seed {base.seed}" if args.seeds == 1 else f"seeds {base.seed}-{base.seed + args.seeds - 1}"
+        print(f"comparing {len(recipes)} variants, {base.epochs} epochs each, {seeds}", flush=True)
+        rows = compare(recipes, ds, jobs=args.jobs, progress=lambda line: print(line, flush=True),
+                       data_dir=args.data_dir, seeds=args.seeds)
+        write_report(rows, out, force=args.force, title=f"tinydigits compare ({args.preset or 'custom'})",
+                     command=args.command_line)
     print()
     print(table(rows))
     print(f"\nwrote {out}/comparison.md, comparison.json, comparison.png, calibration.png")
@@ -397,8 +400,9 @@ def cmd_search(args):
     budget = Budget(flash=int(args.flash_kb * 1024), ram=int(args.ram_kb * 1024))
     base = _recipe_from(args)
     out = args.out or Path("runs") / f"search-{args.flash_kb:g}k"
-    preflight(out, resume="search")
-    load_progress(out, base)  # a folder searched with another training is refused before any work
+    with claim(out, wait=False, command=args.command_line):  # a second search into DIR stops with one line
+        preflight(out, resume="search")
+        load_progress(out, base)  # a folder searched with another training is refused before any work
     ds = _load_data(args)
     print(f"searching designs for <= {budget.flash:,} B flash and <= {budget.ram:,} B RAM, "
           f"{args.recipe} recipe{f' ({base.training_tag[1:]})' if base.training_tag else ''}, "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .atomic import claim
 from .artifacts import preflight, save_figure, staged_folder, write_bytes, write_json
 from .data import normalize
 from .errors import TinyDigitsError, first_line
@@ -235,24 +236,26 @@ def convert_run(run: Run, calibration: int = CALIBRATION_IMAGES, tflm: bool = Tr
     """Convert a run's model.keras to both .tflite forms, score every form; add the four files as one set."""
     from .plots import image_gallery
 
-    preflight(run.folder, resume="run")
-    ds = run.dataset()
-    model = run.model()
-    float_bytes = to_tflite(model)
-    if (run.imported or {}).get("format") == "tflite":  # the int8 model the user brought is the one deployed
-        int8_bytes = run.int8_model()
-    else:
-        int8_bytes = to_tflite(model, calibration_images(ds.x_train, calibration))
-    report = compare_forms(model, float_bytes, int8_bytes, ds.x_test, ds.y_test, tflm=tflm)
-    report["calibration_images"] = calibration
-    flips = report["flips"]
-    figure = image_gallery(ds.x_test[[f["index"] for f in flips[:32]]],
-                           [f"#{f['index']}: {f['float']}->{f['int8']} (true {f['label']})" for f in flips[:32]],
-                           f"{len(flips)} test images whose digit flips from float to int8")
-    with staged_folder(run.folder, "run", command, update=True) as tmp:
-        write_bytes(tmp / RUN_FILES.float_model, float_bytes)
-        write_bytes(tmp / RUN_FILES.int8_model, int8_bytes)
-        save_figure(figure, tmp / RUN_FILES.flips)
-        write_json(tmp / RUN_FILES.deploy, report)
-    run.refresh()  # export-c after convert in one notebook must see the new model_int8.tflite
-    return report
+    with claim(run.folder, wait=True, command=command):  # a second writer of the run waits for this one
+        run.refresh()  # what a writer we waited for changed
+        preflight(run.folder, resume="run")
+        ds = run.dataset()
+        model = run.model()
+        float_bytes = to_tflite(model)
+        if (run.imported or {}).get("format") == "tflite":  # the int8 model the user brought is the one deployed
+            int8_bytes = run.int8_model()
+        else:
+            int8_bytes = to_tflite(model, calibration_images(ds.x_train, calibration))
+        report = compare_forms(model, float_bytes, int8_bytes, ds.x_test, ds.y_test, tflm=tflm)
+        report["calibration_images"] = calibration
+        flips = report["flips"]
+        figure = image_gallery(ds.x_test[[f["index"] for f in flips[:32]]],
+                               [f"#{f['index']}: {f['float']}->{f['int8']} (true {f['label']})" for f in flips[:32]],
+                               f"{len(flips)} test images whose digit flips from float to int8")
+        with staged_folder(run.folder, "run", command, update=True) as tmp:
+            write_bytes(tmp / RUN_FILES.float_model, float_bytes)
+            write_bytes(tmp / RUN_FILES.int8_model, int8_bytes)
+            save_figure(figure, tmp / RUN_FILES.flips)
+            write_json(tmp / RUN_FILES.deploy, report)
+        run.refresh()  # export-c after convert in one notebook must see the new model_int8.tflite
+        return report

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
+import math
 import os
 import struct
 import sys
@@ -25,7 +27,8 @@ import numpy as np
 
 from . import redraws_in_place
 from .artifacts import write_bytes, write_json
-from .errors import TinyDigitsError
+from .errors import TinyDigitsError, os_problem
+from .inputs import check_folder, open_input
 
 FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
@@ -66,6 +69,9 @@ CLASS_NAMES = {
 }
 
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049  # IDX: 0x00000803 uint8 3-D, 0x00000801 uint8 1-D
+EXPECTED = {"x_train": (None, 28, 28), "y_train": (None,), "x_test": (None, 28, 28), "y_test": (None,)}  # N any
+MAX_IDX_BYTES = 1 << 30  # 1 GiB: 1.3 million 28x28 images, twice EMNIST's largest split; a header over it is damaged
+DEFLATE_MAX_RATIO = 1032  # the most deflate can compress (258-byte matches at 2 bits each): a bound on any gzip
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 
 
@@ -93,62 +99,109 @@ def normalize(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 255.0
 
 
-def read_idx_bytes(path: Path) -> bytes:
-    """The uncompressed bytes of an IDX file, gzip or plain."""
+def read_idx_bytes(path: Path, expect: tuple | None = None) -> bytearray:
+    """The uncompressed bytes of an IDX file, gzip or plain, read in bounded memory.
+
+    The header is read first and its dimensions checked against `expect` (None: any size on that
+    axis) and against the file's actual size, before the data: a header that claims more than the
+    file holds (2**31 images), or more than deflate can pack into it (a gzip bomb), is refused
+    without decompressing it, and no more than the header's size + 1 is ever decompressed.
+    """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise TinyDigitsError(f"{path}: file not found") from None
-    except OSError as e:
-        raise TinyDigitsError(f"{path}: cannot read ({e.strerror})") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as e:
-        raise TinyDigitsError(f"{path}: corrupt or truncated gzip ({e})") from None
+    with open_input(path) as raw:
+        size = os.fstat(raw.fileno()).st_size
+        packed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        f = gzip.GzipFile(fileobj=raw) if packed else raw
+        try:
+            head, dims = _read_header(f.read, str(path))
+            count = _checked_size(dims, str(path), expect)
+            if not packed and size != len(head) + count:
+                raise TinyDigitsError(_size_mismatch(path, dims, size - len(head), count))
+            if packed and count > DEFLATE_MAX_RATIO * size:
+                raise TinyDigitsError(f"{path}: IDX says {dims}, {count:,} bytes, more than a {size:,}-byte gzip can "
+                                      "hold; the file is damaged or a decompression bomb")
+            data = bytearray(len(head) + count)  # one buffer, filled in place: the data is held once
+            data[:len(head)] = head
+            held = f.readinto(memoryview(data)[len(head):])
+            held += len(f.read(1)) if held == count else 0  # a byte past what the header says: padded
+        except (EOFError, OSError, zlib.error) as e:
+            if not packed:
+                raise TinyDigitsError(f"{path}: cannot read it ({os_problem(e)})") from None
+            raise TinyDigitsError(f"{path}: corrupt or truncated gzip ({e})") from None
+    if held != count:
+        raise TinyDigitsError(_size_mismatch(path, dims, held, count, more=held > count))
+    return data
 
 
-def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse IDX bytes into a uint8 array, checking magic number, dimensions and length."""
-    if len(data) < 4:
-        raise TinyDigitsError(f"{name}: too short to be an IDX file ({len(data)} bytes)")
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+def _read_header(read, name: str) -> tuple[bytes, tuple[int, ...]]:
+    """An IDX header through `read(n)`: its bytes and its dimensions, the magic number checked."""
+    magic = read(4)
+    if len(magic) < 4:
+        raise TinyDigitsError(f"{name}: too short to be an IDX file ({len(magic)} bytes)")
+    zero, dtype, ndim = struct.unpack(">HBB", magic)
     if zero != 0 or dtype != 0x08 or ndim not in (1, 3):
-        raise TinyDigitsError(f"{name}: bad IDX magic number 0x{data[:4].hex()} "
+        raise TinyDigitsError(f"{name}: bad IDX magic number 0x{magic.hex()} "
                               "(expected 0x00000801 for labels or 0x00000803 for images)")
-    header = 4 + 4 * ndim
-    if len(data) < header:
+    sizes = read(4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise TinyDigitsError(f"{name}: truncated IDX header")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    expected = int(np.prod(dims)) + header
-    if len(data) != expected:
-        raise TinyDigitsError(f"{name}: IDX says {dims} but holds {len(data) - header} data bytes "
-                              f"(expected {expected - header}); the file is truncated or padded")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    return magic + sizes, struct.unpack(f">{ndim}I", sizes)
 
 
-def read_idx(path: Path, cache_dir: Path | None = None) -> np.ndarray:
-    """An IDX file as a uint8 array. With `cache_dir`, a gzipped file is decompressed once: its plain
-    bytes are kept in CACHE_DIR/idx/ under its path, size and mtime, and read from there next time
-    (gunzipping MNIST's training images takes about 0.4 s, reading them back about 0.02 s)."""
+def _checked_size(dims: tuple[int, ...], name: str, expect: tuple | None) -> int:
+    """The data bytes `dims` say, once they are what was expected, not empty, and not over MAX_IDX_BYTES."""
+    if expect is not None and (len(dims) != len(expect) or any(e not in (None, d) for d, e in zip(dims, expect))):
+        wanted = "(N, " + ", ".join(str(e) for e in expect[1:]) + ")" if len(expect) > 1 else "(N,)"
+        raise TinyDigitsError(f"{name}: IDX says {dims}, expected {wanted}")
+    if 0 in dims:
+        raise TinyDigitsError(f"{name}: IDX says {dims}: no data (a dimension is 0)")
+    count = math.prod(dims)
+    if count > MAX_IDX_BYTES:
+        raise TinyDigitsError(f"{name}: IDX says {dims}, {count:,} bytes, over the {MAX_IDX_BYTES:,} a dataset file "
+                              "may hold; the header is damaged")
+    return count
+
+
+def _size_mismatch(name, dims, held: int, count: int, more: bool = False) -> str:
+    held = f"more than {count:,}" if more else f"{held:,}"
+    return (f"{name}: IDX says {dims} but holds {held} data bytes (expected {count:,}); "
+            "the file is truncated or padded")
+
+
+def parse_idx(data: bytes, name: str = "<bytes>", expect: tuple | None = None) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array, checking magic number, dimensions and length."""
+    view = io.BytesIO(data)
+    head, dims = _read_header(view.read, name)
+    count = _checked_size(dims, name, expect)
+    if len(data) != len(head) + count:
+        raise TinyDigitsError(_size_mismatch(name, dims, len(data) - len(head), count))
+    return np.frombuffer(data, dtype=np.uint8, offset=len(head)).reshape(dims)
+
+
+def read_idx(path: Path, expect: tuple | None = None) -> np.ndarray:
+    return parse_idx(read_idx_bytes(path, expect), str(path), expect)
+
+
+def plain_idx_bytes(path: Path, expect: tuple | None, cache_dir: Path | None) -> bytearray:
+    """read_idx_bytes, with a gzipped file decompressed once: its plain bytes are kept in CACHE_DIR/idx/
+    under its path, size and mtime, and read from there (with the same checks) next time (gunzipping
+    MNIST's training images takes about 0.4 s, reading them back about 0.02 s)."""
     path = Path(path)
     if cache_dir is None or not path.name.endswith(".gz"):
-        return parse_idx(read_idx_bytes(path), str(path))
+        return read_idx_bytes(path, expect)
     st = path.stat()
     key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
     plain = Path(cache_dir) / "idx" / f"{path.name[:-3]}-{key}"
     try:
-        return parse_idx(plain.read_bytes(), str(path))
-    except (OSError, TinyDigitsError):  # not cached yet, or a damaged copy: from the file itself
-        data = read_idx_bytes(path)
-        array = parse_idx(data, str(path))
+        return read_idx_bytes(plain, expect)
+    except TinyDigitsError:  # not cached yet, or a damaged copy: from the file itself
+        data = read_idx_bytes(path, expect)
         try:
-            write_bytes(plain, data)
-        except OSError:
-            pass  # a read-only cache only costs the decompression next time
-        return array
+            write_bytes(plain, bytes(data))
+        except (OSError, TinyDigitsError):
+            pass  # a read-only or full cache only costs the decompression next time
+        return data
 
 
 def default_roots() -> list[Path]:
@@ -179,6 +232,8 @@ def locate(name: str, data_dir: Path | None = None, roots: list[Path] | None = N
     """The first folder holding the four IDX files of `name`, or None."""
     if data_dir is not None:
         data_dir = Path(data_dir)
+        if data_dir.exists() or data_dir.is_symlink():  # a file, a loop, a FIFO: said in words
+            check_folder(data_dir, "dataset folder")
         if not _has_files(data_dir):
             missing = [FILES[key] for key in FILES if not _file_in(data_dir, key).exists()]
             raise TinyDigitsError(f"{data_dir}: not a dataset folder (missing {', '.join(missing)})")
@@ -189,8 +244,8 @@ def locate(name: str, data_dir: Path | None = None, roots: list[Path] | None = N
     return None
 
 
-def _verified(path: Path, md5: str, cache_dir: Path) -> None:
-    """Raise unless the uncompressed bytes of `path` hash to `md5`; remember a pass by size+mtime."""
+def _verified(path: Path, raw: bytes, md5: str, cache_dir: Path) -> None:
+    """Raise unless `raw`, the uncompressed bytes of `path`, hash to `md5`; remember a pass by size+mtime."""
     verdicts_file = cache_dir / "verified.json"
     try:
         verdicts = json.loads(verdicts_file.read_text())
@@ -202,7 +257,7 @@ def _verified(path: Path, md5: str, cache_dir: Path) -> None:
     stamp = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{md5}"
     if verdicts.get(stamp):
         return
-    digest = hashlib.md5(read_idx_bytes(path)).hexdigest()
+    digest = hashlib.md5(raw).hexdigest()
     if digest != md5:
         raise TinyDigitsError(f"{path}: checksum mismatch (MD5 of uncompressed bytes {digest}, "
                               f"expected {md5}); the file is corrupt or not the dataset it claims")
@@ -284,9 +339,10 @@ def load_dataset(name: str = "mnist", data_dir: Path | None = None, roots: list[
     arrays = {}
     for key in FILES:
         path = _file_in(folder, key)
+        raw = plain_idx_bytes(path, EXPECTED[key], cache_dir)  # header checked before the data is read
         if data_dir is None:  # a folder given by hand holds the user's own data: nothing to check against
-            _verified(path, CHECKSUMS[name][key], cache_dir)
-        arrays[key] = read_idx(path, cache_dir)
+            _verified(path, raw, CHECKSUMS[name][key], cache_dir)
+        arrays[key] = parse_idx(raw, str(path))
     _check_shapes(arrays, folder)
     return Dataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], folder,
                    custom=data_dir is not None)

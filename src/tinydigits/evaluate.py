@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import preflight, save_figure, staged_folder, write_json
+from .atomic import claim
 from .folders import load_image_folder
 from .plots import confusion_matrix_figure, image_gallery
 from .predict import predict_digits
@@ -68,19 +69,21 @@ def format_report(report: dict, class_names: list[str]) -> str:
 
 def evaluate_run(run: Run, command: str = "") -> tuple[dict, list[str]]:
     """Score a `Run`'s model on its test set; add confusion.png, mistakes.png, evaluation.json as one set."""
-    preflight(run.folder, resume="run")
-    ds = run.dataset()
-    probabilities = predict_digits(run.model(), ds.x_test)
-    report = evaluate_probabilities(probabilities, ds.y_test)
-    mistakes = confident_mistakes(probabilities, ds.y_test)
-    report["mistakes"] = [int(i) for i in mistakes]
-    captions = [f"#{i}: {ds.y_test[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
-    with staged_folder(run.folder, "run", command, update=True) as tmp:
-        save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), tmp / RUN_FILES.confusion)
-        save_figure(image_gallery(ds.x_test[mistakes], captions, "most confidently wrong (true->predicted)"),
-                    tmp / RUN_FILES.mistakes)
-        write_json(tmp / RUN_FILES.evaluation, report)
-    return report, ds.class_names
+    with claim(run.folder, wait=True, command=command):  # a second writer of the run waits for this one
+        run.refresh()  # what a writer we waited for changed
+        preflight(run.folder, resume="run")
+        ds = run.dataset()
+        probabilities = predict_digits(run.model(), ds.x_test)
+        report = evaluate_probabilities(probabilities, ds.y_test)
+        mistakes = confident_mistakes(probabilities, ds.y_test)
+        report["mistakes"] = [int(i) for i in mistakes]
+        captions = [f"#{i}: {ds.y_test[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
+        with staged_folder(run.folder, "run", command, update=True) as tmp:
+            save_figure(confusion_matrix_figure(np.array(report["confusion"]), ds.class_names), tmp / RUN_FILES.confusion)
+            save_figure(image_gallery(ds.x_test[mistakes], captions, "most confidently wrong (true->predicted)"),
+                        tmp / RUN_FILES.mistakes)
+            write_json(tmp / RUN_FILES.evaluation, report)
+        return report, ds.class_names
 
 
 EVALUATIONS = "evaluations"  # RUN/evaluations/<folder name>/: the reports of `evaluate --images`
@@ -90,8 +93,7 @@ def evaluate_folder(run: Run, folder: Path, command: str = "") -> tuple[dict, li
     """Score a `Run`'s model on your own labelled pictures (folders.py's layout), preprocessed as `predict`
     does; RUN/evaluations/<name>/ gets confusion.png, mistakes.png and evaluation.json as one set."""
     folder = Path(folder)
-    preflight(run.folder, resume="run")
-    images, labels, files = load_image_folder(folder)
+    images, labels, files = load_image_folder(folder)  # a bad folder is refused before the run is locked
     probabilities = predict_digits(run.model(), images)
     report = {"set": str(folder), **evaluate_probabilities(probabilities, labels)}
     mistakes = confident_mistakes(probabilities, labels)
@@ -100,10 +102,12 @@ def evaluate_folder(run: Run, folder: Path, command: str = "") -> tuple[dict, li
     captions = [f"{files[i].name}: {labels[i]}->{probabilities[i].argmax()} ({probabilities[i].max():.2f})" for i in mistakes]
     where = Path(EVALUATIONS) / ((folder.stem if folder.suffix.lower() == ".zip" else folder.resolve().name) or "images")
     names = [RUN_FILES.confusion, RUN_FILES.mistakes, RUN_FILES.evaluation]
-    with staged_folder(run.folder, "run", command, update=True) as tmp:
-        save_figure(confusion_matrix_figure(np.array(report["confusion"]), [str(d) for d in range(10)]),
-                    tmp / where / RUN_FILES.confusion)
-        save_figure(image_gallery(images[mistakes], captions, f"{folder}: most confidently wrong (true->predicted)"),
-                    tmp / where / RUN_FILES.mistakes)
-        write_json(tmp / where / RUN_FILES.evaluation, report)
+    with claim(run.folder, wait=True, command=command):  # a second writer of the run waits for this one
+        preflight(run.folder, resume="run")
+        with staged_folder(run.folder, "run", command, update=True) as tmp:
+            save_figure(confusion_matrix_figure(np.array(report["confusion"]), [str(d) for d in range(10)]),
+                        tmp / where / RUN_FILES.confusion)
+            save_figure(image_gallery(images[mistakes], captions, f"{folder}: most confidently wrong (true->predicted)"),
+                        tmp / where / RUN_FILES.mistakes)
+            write_json(tmp / where / RUN_FILES.evaluation, report)
     return report, [str(d) for d in range(10)], [run.folder / where / name for name in names]

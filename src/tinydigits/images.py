@@ -15,26 +15,37 @@ from PIL import Image, ImageOps
 
 from .errors import TinyDigitsError
 
-MAX_PIXELS = 40_000_000  # refuse decompression bombs
+MAX_PIXELS = 16_000_000  # an image larger is refused from its header, before it is decoded: a 16 MP photo
+MAX_SIDE = 16_384        # ... and one longer than this on a side (a 40,000,000 x 1 strip costs seconds to scale)
 FULL_SCALES = (1.0, 255.0, 65535.0)  # white in float, 8-bit and 16-bit images
 
 
 def open_image(source) -> Image.Image:
-    """Open a path, bytes or file object as a PIL image, with a one-line error if it is not one."""
+    """Open a path, bytes or file object as a PIL image, with a one-line error if it is not one.
+
+    Its size is checked from the header, before any pixel is decoded (MAX_PIXELS, MAX_SIDE); a path
+    must name a regular file (a FIFO or /dev/zero would never end), read through symbolic links."""
+    import io
+
+    from .inputs import open_input
+
     name = str(source) if isinstance(source, (str, Path)) else "upload"
+    opened = open_input(Path(source)) if isinstance(source, (str, Path)) else None
     try:
         with warnings.catch_warnings():  # PIL warns about damaged metadata it skips: the pixels are what count
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            if image.width * image.height > MAX_PIXELS:
-                raise TinyDigitsError(f"{name}: image too large ({image.width}x{image.height})")
+            image = Image.open(opened or (io.BytesIO(source) if isinstance(source, bytes) else source))
+            if image.width * image.height > MAX_PIXELS or max(image.size) > MAX_SIDE:
+                raise TinyDigitsError(f"{name}: image too large ({image.width}x{image.height} pixels; at most "
+                                      f"{MAX_PIXELS:,} pixels and {MAX_SIDE:,} on a side): scale it down first")
             image.load()
     except TinyDigitsError:
         raise
-    except FileNotFoundError:
-        raise TinyDigitsError(f"{name}: file not found") from None
     except Exception as e:  # damaged files make decoders raise many types: OSError, ValueError, RuntimeError ...
         raise TinyDigitsError(f"{name}: not a readable image ({type(e).__name__})") from None
+    finally:
+        if opened is not None:
+            opened.close()
     return image
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .artifacts import preflight, write_json
+from .atomic import claim
 from .boards import Column, firmware_folders, model_c, notes, table
 from .runs import RUN_FILES, Run
 from .targets import arm, bytes_in, find
@@ -26,7 +27,13 @@ def run_on_mcu(run: Run | Path, images: int = 300, command: str = "") -> dict:
     arm.require()
     run, board = (run if isinstance(run, Run) else Run(run)), find(BOARD)
     command = command or f"tinydigits mcu {run.folder}"
-    preflight(run.folder, resume="run")
+    with claim(run.folder, wait=True, command=command):  # a second writer of the run waits for this one
+        run.refresh()  # what a writer we waited for changed
+        preflight(run.folder, resume="run")
+        return _run_on_mcu(run, board, images, command)
+
+
+def _run_on_mcu(run: Run, board, images: int, command: str) -> dict:
     report = {"board": f"{board.emulator[0]} (Cortex-M4) in qemu-system-arm", "clock_hz": board.clock_hz, "builds": []}
     with model_c(run, images, command) as (c_dir, inputs, host_outputs), \
             firmware_folders(run, command) as (staged, fresh):

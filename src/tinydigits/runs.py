@@ -15,20 +15,23 @@ a missing, truncated or corrupt file is one TinyDigitsError naming the file and 
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from .artifacts import MANIFEST
+from .escape import html_text
 from .data import load_dataset
 from .errors import TinyDigitsError, first_line
+from .inputs import MAX_JSON_BYTES, check_file, check_folder, read_input
 from .model import Recipe
 
 TFLITE_IDENTIFIER = b"TFL3"  # bytes 4-8 of every .tflite flatbuffer
 KERAS_ARCHIVE_FILES = ("config.json", "model.weights.h5")
+MAX_MODEL_BYTES = 256 * 1024 * 1024  # an int8 model for a microcontroller is kilobytes; this is no such model
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,9 @@ RUN_FILES = RunFiles()
 def read_json(path: Path, expect: type = dict):
     """A JSON file's value, checked to be an `expect`; a missing, unreadable or truncated file is one line."""
     path = Path(path)
-    if not path.is_file():
-        raise TinyDigitsError(f"{path}: missing" if not path.exists() else f"{path}: not a file")
+    _exists(path)
     try:
-        value = json.loads(path.read_bytes())
-    except OSError as e:
-        raise TinyDigitsError(f"{path}: cannot read it ({e.strerror})") from None
+        value = json.loads(read_input(path, MAX_JSON_BYTES))
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise TinyDigitsError(f"{path}: not valid JSON, truncated or damaged ({first_line(e, 80)})") from None
     if not isinstance(value, expect):
@@ -75,10 +75,20 @@ def read_json(path: Path, expect: type = dict):
     return value
 
 
+def _exists(path: Path) -> Path:
+    """`path`, or "missing" if nothing is there; any other problem (a loop, no permission) is left for the read to name."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        raise TinyDigitsError(f"{path}: missing") from None
+    except OSError:
+        pass
+    return path
+
+
 def check_keras_archive(path: Path) -> None:
     """Refuse a model.keras that is not a complete Keras archive, before Keras says 'File not found'."""
-    if not path.is_file():
-        raise TinyDigitsError(f"{path}: missing")
+    check_file(_exists(path))  # a FIFO or a device would hang the zip reader
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -98,9 +108,7 @@ class Run:
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)
         self.paths = RUN_FILES.under(self.folder)
-        if not self.folder.is_dir():
-            raise TinyDigitsError(f"{self.folder}: no such run folder" if not self.folder.exists()
-                                  else f"{self.folder}: is a file, not a run folder")
+        check_folder(self.folder, "run folder")  # "no such run folder", "symbolic link loop", "name too long" ...
         if not self.paths.model.exists():
             raise TinyDigitsError(f"{self.folder}: not a run folder (no {RUN_FILES.model}; "
                                   f"train one with `tinydigits train --out {self.folder}`)")
@@ -184,7 +192,7 @@ class Run:
         if self._int8 is None:
             if not self.paths.int8_model.exists():
                 raise TinyDigitsError(f"{self.folder}: no {RUN_FILES.int8_model} (run `tinydigits convert {self.folder}` first)")
-            data = self.paths.int8_model.read_bytes()
+            data = read_input(self.paths.int8_model, MAX_MODEL_BYTES)
             if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
                 raise TinyDigitsError(f"{self.paths.int8_model}: not a .tflite model (truncated or damaged)")
             self._int8 = data
@@ -227,7 +235,7 @@ class Run:
         return f"Run('{self.folder}': {self._summary()})"
 
     def _repr_html_(self):
-        files = [f"<code>{html.escape(p.name)}</code> {p.stat().st_size:,} B"
+        files = [f"<code>{html_text(p.name)}</code> {p.stat().st_size:,} B"
                  for p in dataclasses.astuple(self.paths) if p.is_file() and p.name != MANIFEST]
-        return (f"<b>Run</b> <code>{html.escape(str(self.folder))}</code>: {html.escape(self._summary())}"
+        return (f"<b>Run</b> <code>{html_text(str(self.folder))}</code>: {html_text(self._summary())}"
                 f"<br>{', '.join(files)}")

@@ -190,7 +190,16 @@ def save_progress(out: Path, rows: list[dict], budget: Budget, base: Recipe) -> 
 
 def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: float = 10.0,
            max_candidates: int | None = None, progress=print, command: str = "tinydigits search") -> list[dict]:
-    """Try candidates until time or candidates run out; resumable from DIR/search.json."""
+    """Try candidates until time or candidates run out; resumable from DIR/search.json. A second search
+    into DIR while this one runs stops with one line (two would overwrite each other's search.json)."""
+    from .atomic import claim
+
+    with claim(out, wait=False, command=command):
+        return _search(ds, budget, out, base, minutes, max_candidates, progress, command)
+
+
+def _search(ds, budget: Budget, out: Path, base: Recipe, minutes: float, max_candidates: int | None, progress,
+            command: str) -> list[dict]:
     from .artifacts import resumable_folder
     from .targets import arm
 

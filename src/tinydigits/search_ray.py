@@ -33,6 +33,14 @@ def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minu
                     max_candidates: int | None = None, progress=print, data_dir: Path | None = None,
                     command: str = "tinydigits search --engine ray") -> list[dict]:
     """As `search.search`, with each candidate a Ray Tune trial; stops starting trials after `minutes`."""
+    from .atomic import claim
+
+    with claim(out, wait=False, command=command):  # one search at a time writes DIR/search.json
+        return _search_with_ray(ds, budget, out, base, minutes, max_candidates, progress, data_dir, command)
+
+
+def _search_with_ray(ds, budget: Budget, out: Path, base: Recipe, minutes: float, max_candidates: int | None,
+                     progress, data_dir: Path | None, command: str) -> list[dict]:
     import ray
     from ray import tune
 

@@ -11,11 +11,18 @@ The page is the one `export-web` writes: it runs the int8 model in the browser a
 API: POST /api/predict (JSON {"pixels": [784 numbers]} or a multipart image file), GET /api/model,
 GET /api/health, GET /api/mistakes; OpenAPI at /api/openapi.json. Request bodies are the pydantic
 models below (PixelsRequest, ImageForm): one that does not match gets a 422 whose `detail` is one
-line; an unreadable image a 400; a body over MAX_BODY_BYTES a 413; never a 500.
+line; an unreadable image, or one over images.MAX_PIXELS (read from its header, before it is
+decoded), a 400; a body over MAX_BODY_BYTES a 413; never a 500.
+
+The event loop only moves bytes: decoding, preprocessing and inference run in a pool of
+http_limits.WORKER_THREADS threads, so a slow request (a large photo) never holds up another one; with more
+than http_limits.MAX_PENDING requests waiting for it, a request gets 429. http_limits.py caps the head of a
+request, its Host header and the time it may take to arrive.
 """
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import threading
@@ -30,14 +37,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
 from .errors import TinyDigitsError
+from .http_limits import MAX_BODY_BYTES, Pool, RequestGuard, loopback_name, uvicorn_settings
 from .runs import Run
 from .web import model_facts, served_files
 
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a drawing is a few KB; a photo of a digit fits comfortably
 PIXELS = 784
 SHOWN_ERRORS = 3  # validation problems named in one `detail` line
+log = logging.getLogger("tinydigits.serve")
 
 
 # ------------------------------------------------------------------ request and response bodies
@@ -108,10 +117,12 @@ class Models:
             return self.engines[model].predict(digits)
 
 
-def create_app(run: Run, models: Models | None = None) -> FastAPI:
+def create_app(run: Run, models: Models | None = None, loopback: bool = False) -> FastAPI:
+    """The app; `loopback`: answer only requests whose Host is a name of this machine (serve on 127.0.0.1)."""
     from .preprocess import is_blank, mnist_like, open_image, preprocess_pixels
 
     models = models or Models(run)
+    pool = Pool()  # its threads start on first use and end with the process
     static = Path(str(resources.files("tinydigits").joinpath("static")))
     app = FastAPI(title="tinydigits", version="0.1.0", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
@@ -121,36 +132,43 @@ def create_app(run: Run, models: Models | None = None) -> FastAPI:
     mistakes = _mistakes(models, dataset)
     page = served_files(models.run, models.int8, dataset)  # model.json, tinydigits.wasm, explore.json
 
-    app.add_middleware(RefuseLargeBodies)
+    app.add_middleware(RequestGuard, loopback=loopback)
 
     @app.exception_handler(TinyDigitsError)
     async def bad_input(request, exc):
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request, exc):  # nobody to answer: one line in the log, not a traceback
+        log.info(f"client {_client(request)} disconnected before its {request.method} {request.url.path} was received")
+        return Response(status_code=400)
 
     @app.exception_handler(ValidationError)
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, exc):
         return JSONResponse({"detail": problem_line(exc)}, status_code=422)
 
+    index_html = (static / "index.html").read_bytes()
+
     @app.get("/", include_in_schema=False)
-    def index():
-        return FileResponse(static / "index.html")
+    async def index():
+        return Response(index_html, media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=static), name="static")
 
     @app.get("/{name}", include_in_schema=False)
-    def page_file(name: str):
+    async def page_file(name: str):
         if name not in page:
             return JSONResponse({"detail": "not found"}, status_code=404)
         kind = "application/wasm" if name.endswith(".wasm") else "application/json"
         return Response(page[name], media_type=kind, headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/health")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "models": list(models.engines)}
 
     @app.get("/api/model")
-    def model() -> dict:
+    async def model() -> dict:
         return models.facts
 
     errors = {status: {"model": Problem, "description": why} for status, why in (
@@ -165,22 +183,31 @@ def create_app(run: Run, models: Models | None = None) -> FastAPI:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await _read_capped(request)
         if kind == "application/json":
-            drawing = PixelsRequest.model_validate_json(body)
-            digit, choice = preprocess_pixels(np.array(drawing.pixels)), drawing.model
+            reply = await pool.run(answer_drawing, body)
         elif kind == "multipart/form-data":
             form = ImageForm.model_validate(dict((await _form(request, body)).multi_items()))
-            digit, choice = mnist_like(open_image(await form.file.read())), form.model
+            reply = await pool.run(answer_image, await form.file.read(), form.model)
         else:
             return JSONResponse({"detail": "send application/json or multipart/form-data"}, status_code=415)
+        return Response(reply, media_type="application/json")
+
+    def answer_drawing(body: bytes) -> bytes:  # in the pool, as all CPU work of a request
+        drawing = PixelsRequest.model_validate_json(body)
+        return answer(preprocess_pixels(np.array(drawing.pixels)), drawing.model)
+
+    def answer_image(data: bytes, choice: str) -> bytes:
+        return answer(mnist_like(open_image(data)), choice)  # open_image refuses a bomb from its header
+
+    def answer(digit: np.ndarray, choice: str) -> bytes:
         if choice not in models.engines:
             raise TinyDigitsError(f"model must be one of {', '.join(models.engines)}, got {choice!r}")
         probs = models.predict(digit[None], choice)[0]
         result = {"digit": int(probs.argmax()), "probabilities": [round(float(p), 6) for p in probs],
                   "model": choice, "seen": digit.ravel(), "blank": is_blank(digit)}
-        return Response(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+        return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
 
     @app.get("/api/mistakes", responses={422: errors[422]})
-    def wrong(offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=100)] = 24) -> dict:
+    async def wrong(offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=100)] = 24) -> dict:
         """Test images the float model gets wrong, most confident first, with their probabilities."""
         return {"total": len(mistakes), "items": mistakes[offset:offset + limit]}
 
@@ -191,21 +218,6 @@ def _freeze_heap() -> None:
     """Only while serving: the models and the test set live as long as the server, so the collector's
     pauses are kept off requests by moving everything allocated so far out of its reach."""
     gc.freeze()
-
-
-class RefuseLargeBodies:
-    """ASGI middleware: 413 for a declared Content-Length over the cap, before the body is read."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-                response = JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
-                return await response(scope, receive, send)
-        await self.app(scope, receive, send)
 
 
 async def _read_capped(request) -> bytes:
@@ -231,6 +243,10 @@ async def _form(request, body: bytes):
         raise TinyDigitsError(f"malformed multipart body ({type(e).__name__})") from None
 
 
+def _client(request) -> str:
+    return ":".join(str(part) for part in request.client) if request.client else "?"
+
+
 def _dataset(models: Models):
     try:
         return models.run.dataset(allow_download=False)
@@ -251,7 +267,7 @@ def _mistakes(models: Models, ds) -> list[dict]:
 
 def app_from_environment() -> FastAPI:
     """The app factory each uvicorn worker process calls; `serve` passes the run folder in the environment."""
-    app = create_app(Run(os.environ["TINYDIGITS_SERVE_RUN"]))
+    app = create_app(Run(os.environ["TINYDIGITS_SERVE_RUN"]), loopback=os.environ.get("TINYDIGITS_SERVE_LOOPBACK") == "1")
     _freeze_heap()
     return app
 
@@ -279,15 +295,17 @@ def serve(run: Run, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     if workers < 1:
         raise TinyDigitsError(f"--workers must be at least 1, got {workers}")
     check_can_listen(host, port)
-    app = create_app(run) if workers == 1 else Models(run)  # one clear error, not one per worker
+    loopback = loopback_name(host)  # on 127.0.0.1 only requests for localhost are answered (DNS rebinding)
+    app = create_app(run, loopback=loopback) if workers == 1 else Models(run)  # one clear error, not one per worker
     announce(f"tinydigits serving {run.folder} on http://{host}:{port}/ (Ctrl+C to stop)")
     if workers == 1:
         _freeze_heap()
         try:
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            uvicorn.run(app, host=host, port=port, **uvicorn_settings())
         finally:
             gc.unfreeze()  # called from Python (a notebook): the caller gets its collector back
         return
     os.environ["TINYDIGITS_SERVE_RUN"] = str(run.folder.resolve())
+    os.environ["TINYDIGITS_SERVE_LOOPBACK"] = "1" if loopback else "0"
     uvicorn.run("tinydigits.serve:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+                **uvicorn_settings())

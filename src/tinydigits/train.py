@@ -21,7 +21,6 @@ it has no effect once JAX has computed).
 from __future__ import annotations
 
 import contextlib
-import html
 import platform
 import sys
 import time
@@ -35,6 +34,7 @@ from . import redraws_in_place, single_thread_xla
 from .artifacts import save_figure, staged_folder, write_bytes, write_json
 from .data import Dataset, normalize
 from .errors import TinyDigitsError
+from .escape import html_text
 from .interrupt import check as check_interrupt
 from .model import NUM_CLASSES, Recipe, build_model, make_optimizer
 from .predict import predict_digits
@@ -61,7 +61,7 @@ class TrainResult:
         last = len(self.history["loss"])
         rows = "".join(f"<tr><td>{e}</td>" + "".join(f"<td>{self.history[k][e - 1]:.4f}</td>" for k in keys) + "</tr>"
                        for e in sorted({1, last}))
-        return (f"<p><b>TrainResult</b> {html.escape(summary_line(self))}</p><table><tr><th>epoch</th>"
+        return (f"<p><b>TrainResult</b> {html_text(summary_line(self))}</p><table><tr><th>epoch</th>"
                 + "".join(f"<th>{k}</th>" for k in keys) + f"</tr>{rows}</table>")
 
 

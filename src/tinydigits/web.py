@@ -30,9 +30,11 @@ from importlib import resources
 from pathlib import Path
 
 from .artifacts import check_out, staged_folder, write_bytes, write_json, written_files
+from .atomic import claim
 from .codegen import generate, write_standalone
 from .runtimes import TFLM, LiteRT
 from .errors import TinyDigitsError
+from .escape import json_text
 from .evaluate import confident_mistakes
 from .runs import Run
 from .targets import wasm
@@ -183,14 +185,18 @@ def served_files(run: Run, int8: bytes | None, dataset) -> dict[str, bytes]:
     if binary is not None:
         files[WASM_FILE] = binary
         if dataset is not None:
-            files[EXPLORE_FILE] = json.dumps(explore_items(int8, dataset)).encode()
+            files[EXPLORE_FILE] = json_text(explore_items(int8, dataset), indent=None).encode()
     facts = page_facts(run, int8, has_wasm=binary is not None, api=True, explore=EXPLORE_FILE in files)
-    return {**files, FACTS_FILE: json.dumps(facts).encode()}
+    return {**files, FACTS_FILE: json_text(facts, indent=None).encode()}
 
 
 def export_web(run: Run, out: Path, command: str, force: bool = False) -> list[Path]:
     """Write the static site for RUN (needs RUN/model_int8.tflite) into OUT, atomically as a whole."""
-    out = check_out(out, "web", force, run.folder)  # before the slow part
+    with claim(out, wait=False, command=command):  # a second export to OUT stops with one line
+        return _export_web(run, check_out(out, "web", force, run.folder), command, force)  # checked before the slow part
+
+
+def _export_web(run: Run, out: Path, command: str, force: bool) -> list[Path]:
     int8 = run.int8_model()
     binary = build_wasm(int8, str(run.paths.int8_model), command)
     explore = explore_items(int8, run.dataset())

@@ -12,7 +12,7 @@ import { loadWasmModel } from "./model.js";
 
 const PAGE_SIZE = 24;           // explore cards per "More"
 const PAUSE_MS = 60;            // the .wasm answers once the pen pauses this long: preprocessing takes ~0.1-0.3 s
-const MAX_UPLOAD_PIXELS = 40e6;  // as images.MAX_PIXELS
+const MAX_UPLOAD_PIXELS = 16e6;  // as images.MAX_PIXELS
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
 const modelChoice = $("model-choice");
