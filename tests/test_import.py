@@ -141,3 +141,34 @@ def test_an_int8_tflite_is_kept_and_rebuilt_as_keras(converted_run, mnist, tmp_p
     int8_digits = LiteRT(int8).predict(mnist.x_test[:1000]).argmax(1)
     assert (keras_digits == int8_digits).mean() >= 0.99
     assert main(["convert", run.folder]) == 0 and run.refresh().int8_model() == int8  # convert keeps theirs
+
+
+@needs(shutil.which("cc") is None, "a C compiler")
+def test_a_model_that_rescales_its_own_pixels_and_normalizes_after_relu(mnist, tmp_path, capsys):
+    """Two tutorial habits: Rescaling(1/255) as the first layer (so it takes 0-255 pixels: --pixels auto
+    sees it), and BatchNormalization after the ReLU (nothing before it can absorb it: it becomes a 1x1
+    depthwise convolution). Its predictions on 0-255 pixels are the run's on p/255, and its C is TFLM's."""
+    import keras
+    from keras import layers
+
+    from tinydigits.predict import predict_digits
+    from tinydigits.runs import Run
+    from tinydigits.runtimes import TFLM, LiteRT
+    from tinydigits.targets.host import compile_host, run_batch
+
+    model = fit_briefly(keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Rescaling(1 / 255), layers.Conv2D(8, 3, activation="relu"),
+        layers.BatchNormalization(momentum=0.9), layers.MaxPooling2D(), layers.Flatten(), layers.Dense(16, activation="relu"),
+        layers.BatchNormalization(momentum=0.9), layers.Dense(10, activation="softmax")], name="tutorial"), mnist, scale=255.0)
+    model.save(tmp_path / "tutorial.keras")
+    assert main(["import", tmp_path / "tutorial.keras", "--out", tmp_path / "run"]) == 0
+    run = Run(tmp_path / "run")
+    assert run.imported["pixels"] == "0-255"
+    theirs = model.predict(mnist.x_test[:300, ..., None].astype("float32"), verbose=0)
+    assert np.allclose(predict_digits(run.model(), mnist.x_test[:300]), theirs, atol=1e-4)
+    assert main(["convert", run.folder]) == 0 and main(["export-c", run.folder, "--out", tmp_path / "fw"]) == 0
+    int8 = run.refresh().int8_model()
+    ops = json.loads((run.folder / "deploy.json").read_text())["ops"]
+    assert ops.count("DEPTHWISE_CONV_2D") == 2  # the two batch norms
+    q = LiteRT(int8).prepare(mnist.x_test[:200]).reshape(200, -1)
+    assert (run_batch(compile_host(tmp_path / "fw" / "c"), q) == TFLM(int8).run(q)).all()

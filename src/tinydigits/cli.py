@@ -475,8 +475,9 @@ def build_parser() -> Parser:
                 ["tinydigits import my_cnn.keras --out runs/mine", "tinydigits import model.h5 --pixels 0-255 --out runs/h5",
                  "tinydigits import model_int8.tflite --out runs/tfl"])
     p.add_argument("model", type=Path, help="a .keras, .h5 or int8 .tflite file taking a 28x28 digit image")
-    p.add_argument("--pixels", default="0-1", choices=("0-1", "0-255", "-1-1"),
-                   help="the pixel range the model expects (default 0-1, the lesson's /255); folded into its first layer")
+    p.add_argument("--pixels", default="auto", choices=("auto", "0-1", "0-255", "-1-1"),
+                   help="the pixel range the model expects, folded into its first layer (default auto: 0-255 if it "
+                        "starts with a Rescaling layer, else 0-1, the lesson's /255)")
     p.add_argument("--out", type=Path, help="run folder (default runs/<model file name>)")
     p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
     _data_flags(p)

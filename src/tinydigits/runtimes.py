@@ -63,11 +63,22 @@ class LiteRT:
         self.int8 = self.input["dtype"] == np.int8
         self.input_q = Quantization(*self.input["quantization"])
         self.output_q = Quantization(*self.output["quantization"])
-        self.shape = None
+        self.shape, self.batchable = None, True
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Raw output for a model-ready batch (int8 or float32, in the model's input shape)."""
+        """Raw output for a model-ready batch (int8 or float32, in the model's input shape). A model whose
+        graph cannot take a batch (a RESHAPE with a fixed batch of 1 that XNNPACK refuses to resize) runs
+        one input at a time, as converted."""
+        if len(x) > 1 and self.batchable:
+            try:
+                return self._invoke(x)
+            except RuntimeError:
+                self.batchable = False
+        return np.concatenate([self._invoke(item[None]) for item in x]) if len(x) else self._invoke(x)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
         if x.shape != self.shape:  # re-planning the tensors costs more than a small inference
+            self.shape = None
             self.interpreter.resize_tensor_input(self.input["index"], x.shape)
             self.interpreter.allocate_tensors()
             self.shape = x.shape
