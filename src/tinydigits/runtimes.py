@@ -170,12 +170,3 @@ def latency_us(fn, samples: np.ndarray, repeat: int = 200) -> float:
     for i in range(repeat):
         fn(samples[i % len(samples)][None])
     return 1e6 * (time.perf_counter() - start) / repeat
-
-
-def latency_us(fn, samples: np.ndarray, repeat: int = 200) -> float:
-    """Mean microseconds per single-image call of `fn` over `repeat` images (after one warm-up)."""
-    fn(samples[:1])
-    start = time.perf_counter()
-    for i in range(repeat):
-        fn(samples[i % len(samples)][None])
-    return 1e6 * (time.perf_counter() - start) / repeat
