@@ -298,6 +298,19 @@ def test_hidden_without_a_value_means_no_hidden_layer():
     assert _recipe_from(build_parser().parse_args(["train", "--conv", "8"])).hidden == (20,)  # --hidden absent: the lesson's
 
 
+def test_input_size_and_stride_reach_the_recipe_and_the_model_still_takes_28x28():
+    """`--input-size 14 --stride 2`: the search's downsampled designs, trainable by hand (winners.json uses them)."""
+    from tinydigits.model import build_model
+
+    recipe = _recipe_from(build_parser().parse_args(["train", "--conv", "8", "16", "--stride", "2", "--input-size", "14",
+                                                     "--hidden"]))
+    assert recipe.input_size == 14 and recipe.stride == 2 and recipe.design == "14px-c8x16-s2-hnone-relu-ce"
+    model = build_model(recipe)
+    assert tuple(model.input_shape) == (None, 28, 28) and tuple(model.layers[2].output.shape) == (None, 7, 7, 8)
+    with pytest.raises(TinyDigitsError, match="--input-size: invalid choice: 13"):
+        build_parser().parse_args(["train", "--input-size", "13"])
+
+
 def test_fewer_epochs_than_the_better_recipes_qat_tail_shortens_the_tail():
     """`--recipe better --epochs 3` means 3 epochs, the last 3 quantization-aware; an explicit --qat-epochs still wins."""
     args = build_parser().parse_args(["train", "--recipe", "better", "--epochs", "3"])

@@ -64,7 +64,7 @@ def _data_flags(p):
 
 
 def _design_flags(p):
-    from .model import ACTIVATIONS, LOSSES, POOLS
+    from .model import ACTIVATIONS, INPUT_SIZES, LOSSES, POOLS
 
     p.add_argument("--hidden", type=int, nargs="*", help="hidden layer sizes (default 20; several = several layers; "
                                                            "none: no hidden layer)")
@@ -75,6 +75,9 @@ def _design_flags(p):
     p.add_argument("--separable", action="store_true", default=None,
                    help="blocks after the first as depthwise + pointwise convolutions (SeparableConv2D)")
     p.add_argument("--stride", type=int, choices=(1, 2), help="2: a stride-2 convolution instead of convolution + pooling")
+    p.add_argument("--input-size", type=int, choices=INPUT_SIZES, metavar="PX",
+                   help="pixels per side the network sees, downsampled in the graph (28 default; 14, 7: average-pooled; "
+                        "12, 10: pooled, then the border cropped): the model still takes the 28x28 image")
     p.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
     p.add_argument("--loss", choices=LOSSES, help="crossentropy (default) or mse on one-hot targets")
 
@@ -119,7 +122,7 @@ def _recipe_from(args):
 
         check_image_folder(args.extra_data)  # a folder without labelled images is refused before training
     fields = {"hidden": getattr(args, "hidden", None), "activation": getattr(args, "activation", None),
-              **{k: getattr(args, k, None) for k in ("conv", "kernel", "pool", "separable", "stride")},
+              **{k: getattr(args, k, None) for k in ("conv", "kernel", "pool", "separable", "stride", "input_size")},
               "loss": getattr(args, "loss", None), "epochs": args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "schedule": args.schedule, "shift": args.shift, "rotate": args.rotate, "scale": args.scale,
               "elastic": args.elastic, "slant": args.slant, "thickness": args.thickness,
