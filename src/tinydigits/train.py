@@ -214,6 +214,36 @@ def quantized_axes(model) -> list[tuple[int, ...] | None]:
     return [axes.get(id(v)) for v in model.trainable_variables]
 
 
+@contextlib.contextmanager
+def max_pool_as_reshape():
+    """While a model is traced for training, a 2x2 (any k x k, stride k, 'valid') max-pool is a reshape and
+    a max instead of XLA's reduce_window. The values are the same; the gradient is not select-and-scatter,
+    which XLA's CPU backend runs several times slower than the convolution around it (bench/README.md,
+    "Training speed, CNNs"). Between maxima that tie exactly it splits the gradient where Keras' picks one:
+    after a ReLU those are zeros, whose gradient the ReLU stops either way. Other pools go to Keras."""
+    import jax.numpy as jnp
+    from keras.src import ops
+
+    keras_max_pool = ops.max_pool
+
+    def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+        size = tuple(pool_size) if isinstance(pool_size, (tuple, list)) else (pool_size, pool_size)
+        stride = size if strides is None else tuple(strides) if isinstance(strides, (tuple, list)) else (strides, strides)
+        if (getattr(inputs, "ndim", 0) != 4 or stride != size or padding != "valid"
+                or data_format not in (None, "channels_last")):
+            return keras_max_pool(inputs, pool_size, strides, padding, data_format)
+        _, h, w, c = inputs.shape
+        (ph, pw), rows, cols = size, h // size[0], w // size[1]
+        kept = inputs[:, :rows * ph, :cols * pw, :]
+        return jnp.max(jnp.reshape(kept, (-1, rows, ph, cols, pw, c)), axis=(2, 4))
+
+    ops.max_pool = max_pool
+    try:
+        yield
+    finally:
+        ops.max_pool = keras_max_pool
+
+
 def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int = 1) -> dict:
     """Train `model` in place and return its history (per-epoch lists of loss, accuracy, val_loss, ...).
 
@@ -332,24 +362,25 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
     history = {}
     shuffle = np.random.default_rng(recipe.seed)  # the order of the images, a new one each epoch
     live = redraws_in_place(sys.stdout)  # Keras' progress bar; elsewhere one plain line per epoch
-    for e in range(recipe.epochs):
-        quantized = e >= recipe.epochs - recipe.qat_epochs
-        title = f"Epoch {e + 1}/{recipe.epochs}" + (" (int8 weights)" if quantized else "")
-        if verbose and live:
-            print(title)
-            bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=[
-                "loss", "accuracy", "crossentropy", "val_loss", "val_accuracy", "val_crossentropy"])
-        start = time.perf_counter()
-        order = shuffle.permutation(n)  # shuffled on the host: a gather in the compiled loop costs more
-        state, sums, val_scores = epoch(state, images[order], labels[order], recipe.seed, e, teacher_vars, val, quantized)
-        check_interrupt()  # Ctrl-C stops training after this epoch even if its KeyboardInterrupt was swallowed
-        logs = {**{k: float(v) / n for k, v in sums.items()}, **{k: float(v) for k, v in val_scores.items()}}
-        for k, v in logs.items():
-            history.setdefault(k, []).append(v)
-        if verbose and live:
-            bar.update(steps_per_epoch, values=list(logs.items()), finalize=True)
-        elif verbose:
-            print(epoch_line(title, steps_per_epoch, time.perf_counter() - start, logs), flush=True)
+    with max_pool_as_reshape():  # the compiled calls are traced in the first epoch
+        for e in range(recipe.epochs):
+            quantized = e >= recipe.epochs - recipe.qat_epochs
+            title = f"Epoch {e + 1}/{recipe.epochs}" + (" (int8 weights)" if quantized else "")
+            if verbose and live:
+                print(title)
+                bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=[
+                    "loss", "accuracy", "crossentropy", "val_loss", "val_accuracy", "val_crossentropy"])
+            start = time.perf_counter()
+            order = shuffle.permutation(n)  # shuffled on the host: a gather in the compiled loop costs more
+            state, sums, val_scores = epoch(state, images[order], labels[order], recipe.seed, e, teacher_vars, val, quantized)
+            check_interrupt()  # Ctrl-C stops training after this epoch even if its KeyboardInterrupt was swallowed
+            logs = {**{k: float(v) / n for k, v in sums.items()}, **{k: float(v) for k, v in val_scores.items()}}
+            for k, v in logs.items():
+                history.setdefault(k, []).append(v)
+            if verbose and live:
+                bar.update(steps_per_epoch, values=list(logs.items()), finalize=True)
+            elif verbose:
+                print(epoch_line(title, steps_per_epoch, time.perf_counter() - start, logs), flush=True)
     for variable, value, shape in zip(model.trainable_variables, state[0], shapes):
         variable.assign(value.reshape(shape))
     return history
