@@ -121,7 +121,7 @@ def measure(recipe: Recipe, ds, calibration: int = 300) -> dict:
 
     result = train(recipe, ds, verbose=0)
     probs = predict_digits(result.model, ds.x_test)
-    int8 = to_tflite(result.model, calibration_images(ds.x_train, calibration, recipe.seed))
+    int8 = to_tflite(result.model, calibration_images(ds.x_train, calibration, recipe.seed), weight_bits=recipe.weight_bits)
     int8_digits = LiteRT(int8).predict(ds.x_test).argmax(axis=1)
     correct = probs.argmax(axis=1) == ds.y_test
     return {
