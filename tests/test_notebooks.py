@@ -74,7 +74,7 @@ pen_up(140, 250)
 
 @pytest.mark.slow
 def test_lesson_notebook_runs_and_shows_its_figures_inline(tmp_path):
-    nb = execute(ROOT / "notebooks" / "lesson.ipynb", tmp_path, {"EPOCHS": 3, "RUN": "runs/lesson"},
+    nb = execute(ROOT / "notebooks" / "lesson.ipynb", tmp_path, {"EPOCHS": 3, "RUN": "runs/lesson", "CONV_EPOCHS": 1},
                  last_cell=PAD_AFTER_ALL_CELLS)
     assert (tmp_path / "runs" / "lesson" / "model_int8.tflite").exists()
     assert (tmp_path / "runs" / "lesson-export" / "c" / "tinydigits_model.c").exists()

@@ -436,3 +436,16 @@ def test_inlining_refuses_what_it_cannot_bundle():
     cycle = {**page, "static/preprocess.js": b'import { loadWasmModel } from "./model.js";\n' + page["static/preprocess.js"]}
     with pytest.raises(TinyDigitsError, match="imported in a cycle"):
         self_contained_page(cycle, {})
+
+
+def test_the_page_lists_a_cnns_layers_with_their_shapes():
+    """model.json's layers say what a CNN is: filters, kernel, stride and each output's shape."""
+    from tinydigits.model import Recipe, build_model
+    from tinydigits.web import layer_facts
+
+    layers = [layer_facts(layer) for layer in build_model(Recipe(conv=(8, 16), stride=2, hidden=())).layers]
+    conv = [l for l in layers if l["type"] == "Conv2D"]
+    assert [(l["units"], l["kernel"], l["strides"], l["activation"], l["output_shape"]) for l in conv] == [
+        (8, "3x3", "2x2", "relu", [14, 14, 8]), (16, "3x3", "2x2", "relu", [7, 7, 16])]
+    assert layers[-1] == {"type": "Dense", "units": 10, "kernel": None, "strides": None, "activation": "softmax",
+                          "output_shape": [10]}

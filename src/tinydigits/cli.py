@@ -370,7 +370,7 @@ def cmd_send(args):
 
 
 def cmd_compare(args):
-    from .compare import PRESETS, compare, default_out, parse_variant, table, variants, variants_from_file, write_report
+    from .compare import MEASURED_ON, PRESETS, compare, default_out, parse_variant, table, variants, variants_from_file, write_report
 
     changes = list(PRESETS[args.preset]) if args.preset else []
     changes += [parse_variant(v) for v in args.variant or []]
@@ -399,19 +399,22 @@ def cmd_compare(args):
 
 def cmd_search(args):
     from .search import Budget, best, load_progress, search, table
+    from .targets import find
 
-    if args.flash_kb <= 0 or args.ram_kb <= 0 or args.minutes <= 0:
+    board = find(args.board)
+    ram_kb = args.ram_kb if args.ram_kb is not None else board.ram_bytes / 1024
+    if args.flash_kb <= 0 or ram_kb <= 0 or args.minutes <= 0:
         raise TinyDigitsError("--flash-kb, --ram-kb and --minutes must be positive")
     if args.max_candidates is not None and args.max_candidates < 1:
         raise TinyDigitsError(f"--max-candidates must be at least 1, got {args.max_candidates}")
-    budget = Budget(flash=int(args.flash_kb * 1024), ram=int(args.ram_kb * 1024))
+    budget = Budget(flash=int(args.flash_kb * 1024), ram=int(ram_kb * 1024), board=board.key)
     base = _recipe_from(args)
     out = args.out or Path("runs") / f"search-{args.flash_kb:g}k"
     with claim(out, wait=False, command=args.command_line):  # a second search into DIR stops with one line
         preflight(out, resume="search")
-        load_progress(out, base)  # a folder searched with another training is refused before any work
+        load_progress(out, base, board.key)  # a folder searched with another training or board is refused first
     ds = _load_data(args)
-    print(f"searching designs for <= {budget.flash:,} B flash and <= {budget.ram:,} B RAM, "
+    print(f"searching {args.space} designs for <= {budget.flash:,} B flash and <= {budget.ram:,} B RAM on {board.name}, "
           f"{args.recipe} recipe{f' ({base.training_tag[1:]})' if base.training_tag else ''}, "
           f"up to {args.minutes:g} min -> {out}", flush=True)
     if args.engine == "ray":
@@ -419,10 +422,10 @@ def cmd_search(args):
 
         rows = search_with_ray(ds, budget, out, base, args.minutes, args.max_candidates,
                                progress=lambda l: print(l, flush=True), data_dir=args.data_dir,
-                               command=args.command_line)
+                               command=args.command_line, space=args.space)
     else:
         rows = search(ds, budget, out, base, args.minutes, args.max_candidates, progress=lambda l: print(l, flush=True),
-                      command=args.command_line)
+                      command=args.command_line, space=args.space)
     print()
     print(table(rows, budget))
     chosen = best(rows, budget)
@@ -479,8 +482,9 @@ def build_parser() -> Parser:
                 ["tinydigits import my_cnn.keras --out runs/mine", "tinydigits import model.h5 --pixels 0-255 --out runs/h5",
                  "tinydigits import model_int8.tflite --out runs/tfl"])
     p.add_argument("model", type=Path, help="a .keras, .h5 or int8 .tflite file taking a 28x28 digit image")
-    p.add_argument("--pixels", default="0-1", choices=("0-1", "0-255", "-1-1"),
-                   help="the pixel range the model expects (default 0-1, the lesson's /255); folded into its first layer")
+    p.add_argument("--pixels", default="auto", choices=("auto", "0-1", "0-255", "-1-1"),
+                   help="the pixel range the model expects, folded into its first layer (default auto: 0-255 if it "
+                        "starts with a Rescaling layer, else 0-1, the lesson's /255)")
     p.add_argument("--out", type=Path, help="run folder (default runs/<model file name>)")
     p.add_argument("--force", action="store_true", help="replace an existing folder that tinydigits wrote")
     _data_flags(p)
@@ -589,12 +593,19 @@ def build_parser() -> Parser:
     _data_flags(p)
 
     p = command("search", cmd_search, "the most accurate int8 model whose measured flash and RAM fit a budget",
-                ["tinydigits search --flash-kb 8 --ram-kb 2", "tinydigits search --flash-kb 32 --minutes 30 --out runs/search-32k",
+                ["tinydigits search --flash-kb 8 --ram-kb 2", "tinydigits search --board uno --flash-kb 30 --ram-kb 1.7 --space conv",
+                 "tinydigits search --flash-kb 32 --minutes 30 --out runs/search-32k",
                  "tinydigits search --flash-kb 8 --out runs/search-8k   # again: resumes where it stopped",
                  "tinydigits search --flash-kb 8 --recipe lesson        # every candidate trained as the lesson",
                  "tinydigits search --flash-kb 8 --engine ray            # trials on a Ray cluster (pip install tinydigits[ray])"])
-    p.add_argument("--flash-kb", type=float, required=True, help="flash budget for model code + weights (KiB)")
-    p.add_argument("--ram-kb", type=float, default=2.0, help="RAM budget: data + bss + inference stack (KiB, default 2)")
+    p.add_argument("--flash-kb", type=float, required=True, help="flash budget for model code + weights (KiB), as built "
+                   "for --board")
+    p.add_argument("--ram-kb", type=float, help="RAM budget: data + bss (the activations) + the inference's stack, "
+                   "measured on --board (KiB; default: the board's RAM)")
+    p.add_argument("--board", default="nano33ble", type=board_key, metavar="NAME",
+                   help="the board whose build is measured (default nano33ble, the Cortex-M4)")
+    p.add_argument("--space", choices=("all", "conv", "dense"), default="all",
+                   help="the designs to try: convolutional, dense or both (default all, convolutions first)")
     p.add_argument("--minutes", type=float, default=10.0, help="time budget (default 10)")
     _training_flags(p, recipe_default="better")
     p.add_argument("--max-candidates", type=int, help="stop after this many new candidates")

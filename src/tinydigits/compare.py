@@ -3,7 +3,9 @@
 Presets answer the lesson: `activation` (relu vs linear vs sigmoid vs tanh: why a non-linearity),
 `loss` (cross-entropy vs MSE on one-hot softmax outputs: "from regression to classification"),
 `width` (hidden 10..256, with the int8 bytes each costs) and `lesson` (all of them); `recipe` shows
-what each training technique buys on 784-20-10. Every variant gets the same data and seeds; with
+what each training technique buys on 784-20-10; `conv` sets the lesson's dense net beside CNNs of
+its parameter count and fewer, each also built and run on the Nano 33 BLE (flash, RAM, MACs,
+instructions): why convolutions share weights. Every variant gets the same data and seeds; with
 several seeds a row holds the mean and the standard deviation. Output: comparison.json / .md /
 .png and calibration.png.
 
@@ -28,6 +30,9 @@ PRESETS = {
     "width": [{"hidden": (w,)} for w in (10, 20, 64, 128, 256)],
 }
 PRESETS["lesson"] = PRESETS["activation"] + PRESETS["loss"] + PRESETS["width"]
+# the lesson's dense net against CNNs of about its parameter count (c12x24: 14,506) and of fewer (9,098; 4,266)
+PRESETS["conv"] = [{}, {"conv": (12, 24), "hidden": ()}, {"conv": (8, 16), "hidden": ()}, {"conv": (4, 8), "hidden": ()}]
+MEASURED_ON = {"conv": "nano33ble"}  # presets whose rows are also built and run on a board: flash, RAM, instructions
 # what each training technique buys on the lesson's 784-20-10 alone, then all of them (RECIPES["better"])
 PRESETS["recipe"] = [{}, {"schedule": "onecycle", "lr": 0.003}, {"epochs": 60, "batch_size": 128},
                      {"shift": 1.0, "rotate": 5.0, "scale": 0.05}, {"label_smoothing": 0.1}, {"qat_epochs": 5},
@@ -51,6 +56,11 @@ EXPLANATIONS = {
     "width": (
         "Accuracy rises with the hidden layer's width and so does the cost: the first layer has 784 weights "
         "per unit, one byte each in int8. {widths}"),
+    "conv": (
+        "Convolutions share their weights: a 3x3 filter is 9 weights applied at every position of the image, "
+        "where a dense unit has a weight for each of the 784 pixels. So the CNNs see more with less: {cnns}, "
+        "against the dense net's {dense}. The cost moves from flash to arithmetic: the same filter runs "
+        "at every pixel ({macs})."),
 }
 
 
@@ -70,7 +80,9 @@ def coerce(changes: dict, where: str) -> dict:
     out = {}
     try:
         for key, value in changes.items():
-            if key == "hidden":
+            if key == "separable" and isinstance(value, str):
+                out[key] = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[value.lower()]
+            elif key in ("hidden", "conv"):
                 out[key] = tuple(int(v) for v in (value.replace("x", ",").split(",") if isinstance(value, str) else value) if v != "")
             elif key in INT_FIELDS:
                 out[key] = int(value)
@@ -78,7 +90,7 @@ def coerce(changes: dict, where: str) -> dict:
                 out[key] = float(value)
             else:
                 out[key] = value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise TinyDigitsError(f"variant {where!r}: bad value for {key!r}: {value!r}") from None
     return out
 
@@ -111,8 +123,29 @@ def variants(changes: list[dict], base: Recipe) -> list[Recipe]:
     return recipes
 
 
-def measure(recipe: Recipe, ds, calibration: int = 300) -> dict:
-    """Train one recipe, convert it to int8, and return its row of the comparison."""
+def on_board(int8: bytes, ds, key: str, name: str) -> dict:
+    """The int8 model built for board `key` and run on 20 test images in its emulator: flash, RAM, cost."""
+    import tempfile
+
+    from .codegen import read_facts, write_standalone
+    from .runtimes import LiteRT
+    from .targets import family, find
+
+    board = find(key)
+    tools = family(board)
+    tools.require()
+    with tempfile.TemporaryDirectory() as tmp:
+        write_standalone(int8, Path(tmp) / "c", name, "tinydigits compare")
+        firmware = tools.build(Path(tmp) / "c", board, Path(tmp) / "fw")
+        _, figures = tools.run(firmware, LiteRT(int8).prepare(ds.x_test[:20]))
+        facts = read_facts(Path(tmp) / "c")
+    return {"board": key, "flash_bytes": firmware.flash_bytes, "ram_bytes": firmware.static_ram_bytes + figures["stack_bytes"],
+            "macs": facts["macs"], "instructions_per_inference": figures.get("instructions_per_inference",
+                                                                           figures.get("cycles_per_inference"))}
+
+
+def measure(recipe: Recipe, ds, calibration: int = 300, board: str | None = None) -> dict:
+    """Train one recipe, convert it to int8, and return its row of the comparison (with `board`: its build there)."""
     from .convert import calibration_images, to_tflite
     from .runtimes import LiteRT
     from .evaluate import cross_entropy
@@ -136,20 +169,21 @@ def measure(recipe: Recipe, ds, calibration: int = 300) -> dict:
         "top_probability": {"right_mean": float(probs.max(1)[correct].mean()),
                             "wrong_mean": float(probs.max(1)[~correct].mean()) if (~correct).any() else None},
         "_top": probs.max(axis=1), "_correct": correct,
+        **(on_board(int8, ds, board, recipe.name) if board else {}),
     }
 
 
-def _measure_in_worker(recipe_dict: dict, data_dir: str | None) -> dict:
+def _measure_in_worker(recipe_dict: dict, data_dir: str | None, board: str | None = None) -> dict:
     """Entry point of a --jobs worker process: its own Keras, its own copy of the data."""
     import tinydigits  # noqa: F401  (backend)
     from .data import load_dataset
 
     recipe = Recipe.from_dict(recipe_dict)
-    return measure(recipe, load_dataset(recipe.dataset, data_dir=data_dir))
+    return measure(recipe, load_dataset(recipe.dataset, data_dir=data_dir), board=board)
 
 
 def compare(recipes: list[Recipe], ds=None, jobs: int = 1, progress=print, data_dir: Path | None = None,
-            seeds: int = 1) -> list[dict]:
+            seeds: int = 1, board: str | None = None) -> list[dict]:
     """Measure every recipe with `seeds` seeds (from its own), in `jobs` processes; one row per recipe.
 
     `progress` gets one line per finished training. With jobs > 1 each worker loads the data itself
@@ -162,12 +196,12 @@ def compare(recipes: list[Recipe], ds=None, jobs: int = 1, progress=print, data_
 
         folder = str(data_dir) if data_dir else None
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for row in pool.map(_measure_in_worker, [r.to_dict() for r in runs], [folder] * len(runs)):
+            for row in pool.map(_measure_in_worker, [r.to_dict() for r in runs], [folder] * len(runs), [board] * len(runs)):
                 measured.append(row)
                 progress(row_line(row))
     else:
         for recipe in runs:
-            measured.append(measure(recipe, ds))
+            measured.append(measure(recipe, ds, board=board))
             progress(row_line(measured[-1]))
     return [over_seeds(measured[i:i + seeds]) for i in range(0, len(measured), seeds)]
 
@@ -201,9 +235,15 @@ def table(rows: list[dict]) -> str:
              "|---|---:|---:|---:|---:|---:|---:|"]
     if seeds > 1:
         lines[0] = lines[0].replace("| variant |", f"| variant (mean ± std over {seeds} seeds) |")
+    boards = [r for r in rows if "flash_bytes" in r]
+    if boards:
+        lines[0] = lines[0].replace(" train s |", f" flash B | RAM B | MACs | instr. ({boards[0]['board']}) | train s |")
+        lines[1] += "---:|" * 4
     for r in rows:
+        board = (f"{r['flash_bytes']:,} | {r['ram_bytes']:,} | {r['macs']:,} | {r['instructions_per_inference']:,} | "
+                 if "flash_bytes" in r else "")
         lines.append(f"| {r['name']} | {spread(r, 'test_accuracy', '.4f')} | {spread(r, 'int8_test_accuracy', '.4f')} | "
-                     f"{spread(r, 'test_loss', '.4f')} | {r['params']:,} | {r['int8_bytes']:,} | {r['train_seconds']:.1f} |")
+                     f"{spread(r, 'test_loss', '.4f')} | {r['params']:,} | {r['int8_bytes']:,} | {board}{r['train_seconds']:.1f} |")
     return "\n".join(lines)
 
 
@@ -237,6 +277,13 @@ def explanations(rows: list[dict]) -> list[str]:
         widths.sort(key=lambda r: r["params"])
         out.append(EXPLANATIONS["width"].format(widths="; ".join(
             f"hidden {r['recipe']['hidden'][0]}: {100 * r['test_accuracy']:.1f}% in {r['int8_bytes']:,} int8 bytes" for r in widths) + "."))
+    cnns = sorted((r for r in rows if r["recipe"].get("conv")), key=lambda r: -r["params"])
+    dense = next((r for r in rows if not r["recipe"].get("conv")), None)
+    if cnns and dense:
+        say = lambda r: f"{r['name'].split('-relu')[0]} {100 * r['test_accuracy']:.1f}% with {r['params']:,} weights"  # noqa: E731
+        macs = ", ".join(f"{r['name'].split('-relu')[0]} {r['macs']:,} MACs" for r in [dense, *cnns] if "macs" in r)
+        out.append(EXPLANATIONS["conv"].format(cnns="; ".join(map(say, cnns)), dense=say(dense),
+                                               macs=macs or "more MACs per weight"))
     if rows:
         worst = max(r["softmax_sum_max_error"] for r in rows)
         right = np.mean([r["top_probability"]["right_mean"] for r in rows])

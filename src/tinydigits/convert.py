@@ -6,7 +6,9 @@ same whatever Keras backend trained or loaded the model (JAX, TensorFlow, PyTorc
 nothing but the model. The batch is fixed at 1, so a Flatten is one RESHAPE (never
 SHAPE/STRIDED_SLICE/PACK); a BatchNormalization is folded into the convolution or Dense layer
 before it, and Dropout is dropped. The layers it knows are `SUPPORTED`; anything else is refused
-by name before TensorFlow's converter sees it (which segfaults on some, an int8 LSTM for one).
+by name before TensorFlow's converter sees it (which segfaults on some, an int8 LSTM for one). A
+BatchNormalization no layer before it can absorb (one after a ReLU), and a Rescaling, become a 1x1
+depthwise convolution: the same affine map per channel, as an op the C generator runs.
 TensorFlow is imported only inside the functions: the commands that do not convert never load it.
 
     check_supported(model)                                 # one TinyDigitsError naming the first unknown layer
@@ -31,10 +33,11 @@ IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianN
                    "AlphaDropout", "ActivityRegularization", "Identity")  # nothing at inference
 FOLDABLE = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")   # a BatchNormalization after one is folded in
 LAYERS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-          "BatchNormalization", "ReLU", "Activation", "Softmax", "Flatten", "Reshape", "Dense", "Add", "Cropping2D",
+          "BatchNormalization", "ReLU", "Activation", "Softmax", "Flatten", "Reshape", "Dense", "Add", "Cropping2D", "Rescaling",
           *IDENTITY_LAYERS)
 SUPPORTED = ("Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, "
-             "BatchNormalization, ReLU/ReLU6, Activation, Softmax, Dropout, Flatten, Reshape, Dense, Add, Cropping2D")
+             "BatchNormalization, ReLU/ReLU6, Activation, Softmax, Dropout, Flatten, Reshape, Dense, Add, Cropping2D, "
+             "Rescaling")
 
 
 def _graph(model):
@@ -80,6 +83,8 @@ def check_supported(model) -> None:
                                   "(no negative slope, threshold or other maximum)")
         if kind in ("Activation", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense"):
             _activation_name(layer)
+        if kind == "Rescaling" and not all(np.ndim(v) == 0 for v in (layer.scale, layer.offset)):
+            raise TinyDigitsError(f"layer {layer.name!r} (Rescaling): only one scale and offset for all channels")
 
 
 def _folded_batch_norms(graph) -> dict:
@@ -96,13 +101,12 @@ def _folded_batch_norms(graph) -> dict:
             continue
         history = node.input_tensors[0]._keras_history
         producer = history.operation
+        if layer.axis not in (-1, len(node.input_tensors[0].shape) - 1):
+            raise TinyDigitsError(f"layer {layer.name!r} (BatchNormalization): only the channel axis (-1) is supported")
         if (type(producer).__name__ in FOLDABLE and _activation_name(producer) == "linear"
-                and len(readers.get(id(node.input_tensors[0]), [])) == 1 and layer.axis in (-1, len(node.input_tensors[0].shape) - 1)):
+                and len(readers.get(id(node.input_tensors[0]), [])) == 1):
             folds[id(producer)] = layer
-        else:
-            raise TinyDigitsError(f"layer {layer.name!r} (BatchNormalization) cannot be folded: it must follow a "
-                                  "Conv2D, DepthwiseConv2D, SeparableConv2D or Dense without activation, as its only reader")
-    return folds
+    return folds  # the others (after an activation, say) become a 1x1 depthwise convolution: _batch_norm_fn
 
 
 def _bn_scale_shift(bn) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +131,10 @@ def _layer_fn(layer, folds: dict, weight_bits: int = 8):
         return lambda x, *args, **kwargs: inner(x)
     if kind in IDENTITY_LAYERS or (kind == "BatchNormalization" and any(bn is layer for bn in folds.values())):
         return lambda x, *args, **kwargs: x
+    if kind == "BatchNormalization":
+        return _batch_norm_fn(layer)
+    if kind == "Rescaling":
+        return _rescaling_fn(layer)
     weights = {v.path.split("/")[-1]: np.asarray(v) for v in layer.weights}
     act = activations[_activation_name(layer)] if kind in FOLDABLE or kind == "Activation" else None
     scale, shift = _bn_scale_shift(folds[id(layer)]) if id(layer) in folds else (None, None)
@@ -179,6 +187,39 @@ def _layer_fn(layer, folds: dict, weight_bits: int = 8):
     if kind == "Add":
         return lambda inputs, *a, **kw: tf.add_n(list(inputs)) if len(inputs) > 2 else tf.add(inputs[0], inputs[1])
     raise TinyDigitsError(f"layer {layer.name!r} ({kind}) cannot be converted; supported: {SUPPORTED}")
+
+
+def _batch_norm_fn(layer):
+    """A BatchNormalization that no layer before it can absorb (one after a ReLU, say): y = x * scale + shift
+    per channel, which is exactly a 1x1 depthwise convolution with a bias: one DEPTHWISE_CONV_2D op (a flat
+    tensor is viewed as (1, 1, C) around it, two RESHAPEs that cost nothing)."""
+    import tensorflow as tf
+
+    scale, shift = _bn_scale_shift(layer)
+    kernel = tf.constant(scale.reshape(1, 1, -1, 1))
+
+    def bn(x, *args, **kwargs):
+        flat = len(x.shape) == 2
+        y = tf.reshape(x, [-1, 1, 1, x.shape[-1]]) if flat else x
+        y = tf.nn.depthwise_conv2d(y, kernel, [1, 1, 1, 1], "VALID") + tf.constant(shift)
+        return tf.reshape(y, [-1, x.shape[-1]]) if flat else y
+    return bn
+
+
+def _rescaling_fn(layer):
+    """A Rescaling inside the model (x * scale + offset, one factor for every value), as a 1x1 depthwise
+    convolution: one DEPTHWISE_CONV_2D (import_model folds a leading one into the input instead)."""
+    import tensorflow as tf
+
+    if float(layer.scale) == 1.0 and float(layer.offset) == 0.0:
+        return lambda x, *args, **kwargs: x
+
+    def rescale(x, *args, **kwargs):
+        y = x if len(x.shape) == 4 else tf.reshape(x, [-1, 1, 1, int(np.prod(x.shape[1:]))])
+        kernel = tf.constant(np.full((1, 1, y.shape[-1], 1), float(layer.scale), np.float32))
+        y = tf.nn.depthwise_conv2d(y, kernel, [1, 1, 1, 1], "VALID") + float(layer.offset)
+        return y if len(x.shape) == 4 else tf.reshape(y, [-1, *x.shape[1:]])
+    return rescale
 
 
 def _flat_for_dense(x, layer):

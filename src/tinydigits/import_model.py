@@ -2,7 +2,7 @@
 
 Checked before anything is converted or written: the input (28x28, 28x28x1 or a flat 784 pixels,
 scaled to [0, 1] as the lesson does, ink bright; `pixels="0-255"` or `"-1-1"` folds another scaling
-into the first layer), the output (10 classes), and every layer (convert.check_supported names the
+into the first layer, and a model that starts with a Rescaling layer is taken to expect 0-255), the output (10 classes), and every layer (convert.check_supported names the
 first one it cannot convert, an LSTM say, before TensorFlow's converter ever sees it). The run
 folder is what `train` writes: model.keras and a metrics.json whose test_accuracy is the float
 model's on the test set, plus `imported` (where it came from); its manifest's command says so too.
@@ -72,13 +72,28 @@ def check_io(model, name: str) -> None:
         raise TinyDigitsError(f"{name}: output shape {tuple(model.output_shape[1:])} is not {NUM_CLASSES} classes")
 
 
+def leading_rescaling(model):
+    """The Rescaling layer a model starts with (after shape-only layers), or None: a model that divides by
+    255 itself takes pixels of 0-255."""
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Rescaling":
+            return layer
+        if kind not in ("InputLayer", "Reshape"):
+            return None
+    return None
+
+
 def fold_pixel_scaling(model, pixels: str):
-    """A copy of `model` that takes pixels in [0, 1] where it took `pixels` ("0-255", "-1-1"): the scaling
-    is folded into the first Conv2D/Dense (exact; only shape-changing and pooling layers may come before)."""
+    """A copy of `model` that takes pixels in [0, 1] where it took `pixels` ("0-255", "-1-1"; "auto": 0-255
+    if it starts with a Rescaling, else 0-1): the scaling is folded into a leading Rescaling, or into the
+    first Conv2D/Dense (exact; only shape-changing and pooling layers may come before it)."""
     import keras
 
+    if pixels == "auto":
+        pixels = "0-255" if leading_rescaling(model) is not None else "0-1"
     if pixels not in PIXELS:
-        raise TinyDigitsError(f"--pixels must be one of {', '.join(PIXELS)}, got {pixels!r}")
+        raise TinyDigitsError(f"--pixels must be one of auto, {', '.join(PIXELS)}, got {pixels!r}")
     scale, offset = PIXELS[pixels]
     if (scale, offset) == (1.0, 0.0):
         return model
@@ -89,6 +104,9 @@ def fold_pixel_scaling(model, pixels: str):
         kind = type(layer).__name__
         if kind in passthrough:
             continue
+        if kind == "Rescaling":  # its input is scale * x + offset: one affine map
+            layer.scale, layer.offset = float(layer.scale) * scale, float(layer.scale) * offset + float(layer.offset)
+            return clone
         if kind not in ("Conv2D", "Dense") or (offset and kind == "Conv2D" and layer.padding != "valid"):
             raise TinyDigitsError(f"--pixels {pixels}: the scaling cannot be folded into layer {layer.name!r} ({kind}); "
                                   "it needs a Dense or Conv2D first (with valid padding for an offset)")
@@ -102,7 +120,7 @@ def fold_pixel_scaling(model, pixels: str):
     raise TinyDigitsError(f"--pixels {pixels}: the model has no Conv2D or Dense layer to fold the scaling into")
 
 
-def import_model(path: Path, out: Path, dataset: str = "mnist", data_dir: Path | None = None, pixels: str = "0-1",
+def import_model(path: Path, out: Path, dataset: str = "mnist", data_dir: Path | None = None, pixels: str = "auto",
                  command: str = "", force: bool = False) -> dict:
     """Check `path`, score it on the test set, and write the run folder `out` as one set; its metrics."""
     from .convert import check_supported
@@ -120,6 +138,8 @@ def import_model(path: Path, out: Path, dataset: str = "mnist", data_dir: Path |
         model, int8 = load_keras(path), None
         check_io(model, path.name)
         check_supported(model)  # an unsupported layer is refused here, before any conversion
+        if pixels == "auto":
+            pixels = "0-255" if leading_rescaling(model) is not None else "0-1"
         model = fold_pixel_scaling(model, pixels)
     ds = load_dataset(dataset, data_dir=data_dir)
     metrics = score(model, int8, ds)

@@ -66,11 +66,22 @@ class LiteRT:
         self.int8 = self.input["dtype"] == np.int8
         self.input_q = Quantization(*self.input["quantization"])
         self.output_q = Quantization(*self.output["quantization"])
-        self.shape = None
+        self.shape, self.batchable = None, True
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Raw output for a model-ready batch (int8 or float32, in the model's input shape)."""
+        """Raw output for a model-ready batch (int8 or float32, in the model's input shape). A model whose
+        graph cannot take a batch (a RESHAPE with a fixed batch of 1 that XNNPACK refuses to resize) runs
+        one input at a time, as converted."""
+        if len(x) > 1 and self.batchable:
+            try:
+                return self._invoke(x)
+            except RuntimeError:
+                self.batchable = False
+        return np.concatenate([self._invoke(item[None]) for item in x]) if len(x) else self._invoke(x)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
         if x.shape != self.shape:  # re-planning the tensors costs more than a small inference
+            self.shape = None
             self.interpreter.resize_tensor_input(self.input["index"], x.shape)
             self.interpreter.allocate_tensors()
             self.shape = x.shape
@@ -165,15 +176,6 @@ def _arena_search(high: int) -> None:
         mid = (low + high) // 2
         low, high = (low, mid) if _tflm_fits(model, mid) else (mid, high)
     print(high)
-
-
-def latency_us(fn, samples: np.ndarray, repeat: int = 200) -> float:
-    """Mean microseconds per single-image call of `fn` over `repeat` images (after one warm-up)."""
-    fn(samples[:1])
-    start = time.perf_counter()
-    for i in range(repeat):
-        fn(samples[i % len(samples)][None])
-    return 1e6 * (time.perf_counter() - start) / repeat
 
 
 def latency_us(fn, samples: np.ndarray, repeat: int = 200) -> float:

@@ -1,10 +1,12 @@
 """Find the most accurate int8 digit model that fits a microcontroller's flash and RAM.
 
-Each candidate (input 28, 14, 12, 10 or 7 px, one to three hidden ReLU layers of some width) is
-trained on the training images minus a held-out validation split, converted to full-integer
-int8, generated as standalone C, compiled for Cortex-M4 (-Os) and run in QEMU: its flash (model
-code + weights) and RAM (data + bss + stack) are measured, not estimated. Models are chosen on
-validation accuracy only; the test accuracy of each is reported beside it.
+Each candidate (search_space.py: convolutional designs of few channels, and dense ones of one to
+three hidden ReLU layers, on 28px or smaller inputs) is trained on the training images minus a
+held-out validation split, converted to full-integer int8, generated as standalone C, compiled
+for the budget's board (the Nano 33 BLE's Cortex-M4 unless `--board`) with its own toolchain and
+run in its emulator: its flash (model code + constant tables) and RAM (data + bss, which holds its
+activations, + the stack measured during an inference) are measured, not estimated. Models are
+chosen on validation accuracy only; the test accuracy of each is reported beside it.
 
 Results are appended to DIR/search.json as they come, so a stopped search resumes where it was
 (with the same training recipe: a different one is refused, never mixed in); the best model that
@@ -17,58 +19,25 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import search_space
 from .errors import TinyDigitsError
 from .model import Recipe
+from .search_space import Budget, estimate, flash_estimate  # noqa: F401  (the budget and the estimates live there)
 
-WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-SECOND_WIDTHS = (8, 16, 32, 64, 96)  # second hidden layer
-THIRD_WIDTHS = (16, 32)              # third hidden layer
-# Tried first: the cropped 10x10 and 12x12 inputs won at every budget in bench/recipe_sweep.py, then 14, then 7 and 28
-INPUT_TIERS = {10: 0, 12: 0, 14: 1, 7: 2, 28: 2}
-CODE_BYTES = 1550        # flash of the inference code itself (-Os, Cortex-M4, the fast kernels), measured
-UNIT_BYTES = 9           # flash per layer output: int32 bias, int32 multiplier, int8 shift (per-channel int8)
-TARGET_SHARE = 0.96      # candidates whose estimated flash is closest to this share of the budget go first
-DESIGN_FIELDS = ("hidden", "activation", "loss", "input_size", "validation_split")  # what the search varies
+DESIGN_FIELDS = ("hidden", "activation", "loss", "input_size", "validation_split", "conv", "kernel", "pool", "separable",
+                 "stride")  # what the search varies
 VALIDATION_SPLIT = 1 / 6  # the last 10,000 training images choose the model; the test set only reports
-QEMU_IMAGES = 20          # images run on the emulated chip per candidate (stack depth and a sanity check)
-MEASURED_ON = "nano33ble"  # the Cortex-M4 board (targets.BOARDS) whose build (-Os) is measured
+EMULATOR_IMAGES = 20      # images run on the emulated chip per candidate (stack depth and a sanity check)
+SPACES = ("all", "conv", "dense")
 
 
-@dataclass(frozen=True)
-class Budget:
-    flash: int  # bytes: model code + weights on the Cortex-M4 (-Os)
-    ram: int    # bytes: model data + bss + inference stack
-
-    def fits(self, row: dict) -> bool:
-        return row["flash_bytes"] <= self.flash and row["ram_bytes"] <= self.ram
-
-
-def weight_bytes(recipe: Recipe) -> int:
-    """A lower bound on flash: one byte per int8 weight. Used to skip impossible candidates and order the rest."""
-    sizes = [recipe.input_size ** 2, *recipe.hidden, 10]
-    return sum(a * b for a, b in zip(sizes, sizes[1:]))
-
-
-def flash_estimate(recipe: Recipe) -> int:
-    """Flash the design will take, within about 2% (the search measures it): weights, per-unit constants, code."""
-    return weight_bytes(recipe) + UNIT_BYTES * (sum(recipe.hidden) + 10) + CODE_BYTES
-
-
-def candidates(budget: Budget, base: Recipe) -> list[Recipe]:
-    """Every design whose estimated flash fits the budget: by input size (INPUT_TIERS), then the ones
-    closest to TARGET_SHARE of the budget first."""
-    designs = ([(w,) for w in WIDTHS] + [(a, b) for a in WIDTHS for b in SECOND_WIDTHS if b < a]
-               + [(a, b, c) for a in WIDTHS for b in SECOND_WIDTHS for c in THIRD_WIDTHS if c < b <= a])
-    recipes = [base.replace(input_size=size, hidden=hidden, activation="relu", loss="crossentropy",
-                            validation_split=VALIDATION_SPLIT)
-               for size in INPUT_TIERS for hidden in designs]
-    possible = [r for r in recipes if flash_estimate(r) <= budget.flash]
-    return sorted(possible, key=lambda r: (INPUT_TIERS[r.input_size], abs(flash_estimate(r) - TARGET_SHARE * budget.flash)))
+def candidates(budget: Budget, base: Recipe, space: str = "all") -> list[Recipe]:
+    """search_space.candidates, each holding out the validation split that chooses the model."""
+    return [r.replace(validation_split=VALIDATION_SPLIT) for r in search_space.candidates(budget, base, space)]
 
 
 def training_of(recipe: Recipe) -> dict:
@@ -76,12 +45,13 @@ def training_of(recipe: Recipe) -> dict:
     return {k: v for k, v in recipe.to_dict().items() if k not in DESIGN_FIELDS}
 
 
-def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0) -> tuple[dict, object, bytes]:
-    """Train, convert, generate C, build for Cortex-M4, run in QEMU: the candidate's row, model and int8 bytes."""
-    from .codegen import write_standalone
+def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0, board: str = "nano33ble") -> tuple[dict, object, bytes]:
+    """Train, convert, generate C, build for `board`, run in its emulator: the candidate's row, model and int8
+    bytes. A candidate too big to link for the board still gets its row (its flash, and RAM without a stack)."""
+    from .codegen import read_facts, write_standalone
     from .convert import calibration_images, to_tflite
     from .runtimes import LiteRT
-    from .targets import arm, find
+    from .targets import family, find
     from .train import split_train, train
 
     result = train(recipe, ds, verbose=verbose)
@@ -90,21 +60,29 @@ def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0) -> tuple[dict, obje
     lite = LiteRT(int8)
     val_accuracy = float((lite.predict(x_val).argmax(1) == y_val).mean())
     test_accuracy = float((lite.predict(ds.x_test).argmax(1) == ds.y_test).mean())
+    target = find(board)
+    tools = family(target)
     with tempfile.TemporaryDirectory() as tmp:
         c_dir = Path(tmp) / "c"
         write_standalone(int8, c_dir, recipe.name, "tinydigits search")
-        firmware = arm.build(c_dir, find(MEASURED_ON), Path(tmp) / "firmware")
-        q = lite.prepare(x_val[:QEMU_IMAGES])
-        outputs, figures = arm.run(firmware, q)
+        facts = read_facts(c_dir)
+        firmware = tools.build(c_dir, target, Path(tmp) / "firmware")
+        q = lite.prepare(x_val[:EMULATOR_IMAGES])
+        outputs, figures = tools.run(firmware, q) if firmware.elf is not None else (None, {})
     row = {
-        "name": recipe.name, "recipe": recipe.to_dict(), "params": result.metrics["params"],
+        "name": recipe.name, "recipe": recipe.to_dict(), "params": result.metrics["params"], "board": board,
         "flash_bytes": firmware.flash_bytes,
-        "ram_bytes": firmware.static_ram_bytes + figures["stack_bytes"],
-        "instructions_per_inference": figures["instructions_per_inference"],
+        "ram_bytes": firmware.static_ram_bytes + figures.get("stack_bytes", 0),
+        "macs": facts["macs"], "arena_bytes": facts["arena_bytes"],
         "validation_accuracy": val_accuracy, "test_accuracy": test_accuracy,
         "float_test_accuracy": result.metrics["test_accuracy"], "train_seconds": result.metrics["train_seconds"],
-        "qemu_agrees_with_litert": float((outputs.argmax(1) == lite.run(q).argmax(1)).mean()),
     }
+    if outputs is None:
+        row["problem"] = firmware.link_error
+    else:
+        count = "cycles_per_inference" if "cycles_per_inference" in figures else "instructions_per_inference"
+        row[count] = figures[count]
+        row["emulator_agrees_with_litert"] = float((outputs.argmax(1) == lite.run(q).argmax(1)).mean())
     return row, result, int8
 
 
@@ -146,11 +124,12 @@ def recipe_of(candidate: Candidate, path: Path) -> Recipe:
 class Progress(BaseModel):
     candidates: list[Candidate]
     training: dict | None = None  # what every candidate was trained with; absent: its first candidate's recipe says
+    board: str = "nano33ble"      # where every candidate was measured (before --board: the Nano 33 BLE)
 
 
-def load_progress(out: Path, base: Recipe = Recipe()) -> list[dict]:
+def load_progress(out: Path, base: Recipe = Recipe(), board: str = "nano33ble") -> list[dict]:
     """The candidates a previous search of `out` measured ([] if none), validated; refused if they
-    were trained differently from `base`."""
+    were trained differently from `base` or measured on another board."""
     path = out / "search.json"
     if not path.exists():
         return []
@@ -168,6 +147,9 @@ def load_progress(out: Path, base: Recipe = Recipe()) -> list[dict]:
         training = training_of(recipe_of(progress.candidates[0], path))
     else:
         training = training_of(Recipe())
+    if progress.board != board:
+        raise TinyDigitsError(f"{out}: its candidates were measured on {progress.board}, not {board}; "
+                              f"resume with --board {progress.board}, or choose another --out")
     changed = [f"{k} {training.get(k)!r} -> {v!r}" for k, v in training_of(base).items() if training.get(k) != v]
     if changed:
         raise TinyDigitsError(f"{out}: its candidates were trained differently ({', '.join(changed)}); "
@@ -181,7 +163,7 @@ def save_progress(out: Path, rows: list[dict], budget: Budget, base: Recipe) -> 
 
     mark_front(rows)
     chosen = best(rows, budget)
-    write_json(out / "search.json", {"budget": {"flash_bytes": budget.flash, "ram_bytes": budget.ram},
+    write_json(out / "search.json", {"budget": {"flash_bytes": budget.flash, "ram_bytes": budget.ram}, "board": budget.board,
                                      "selection": "highest int8 validation accuracy that fits; test accuracy only reported",
                                      "training": training_of(base),
                                      "best": chosen["name"] if chosen else None, "candidates": rows})
@@ -189,25 +171,26 @@ def save_progress(out: Path, rows: list[dict], budget: Budget, base: Recipe) -> 
 
 
 def search(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: float = 10.0,
-           max_candidates: int | None = None, progress=print, command: str = "tinydigits search") -> list[dict]:
+           max_candidates: int | None = None, progress=print, command: str = "tinydigits search",
+           space: str = "all") -> list[dict]:
     """Try candidates until time or candidates run out; resumable from DIR/search.json. A second search
     into DIR while this one runs stops with one line (two would overwrite each other's search.json)."""
     from .atomic import claim
 
     with claim(out, wait=False, command=command):
-        return _search(ds, budget, out, base, minutes, max_candidates, progress, command)
+        return _search(ds, budget, out, base, minutes, max_candidates, progress, command, space)
 
 
 def _search(ds, budget: Budget, out: Path, base: Recipe, minutes: float, max_candidates: int | None, progress,
-            command: str) -> list[dict]:
+            command: str, space: str) -> list[dict]:
     from .artifacts import resumable_folder
-    from .targets import arm
+    from .targets import family, find
 
-    arm.require()
+    family(find(budget.board)).require()
     out = resumable_folder(out, "search", command)
-    rows = load_progress(out, base)
+    rows = load_progress(out, base, budget.board)
     done = {r["name"] for r in rows}
-    todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
+    todo = [r for r in candidates(budget, base, space) if r.name not in done][:max_candidates]
     if rows:
         progress(f"resuming: {len(rows)} candidates already tried, {len(todo)} to go")
     deadline = time.monotonic() + 60 * minutes
@@ -215,7 +198,7 @@ def _search(ds, budget: Budget, out: Path, base: Recipe, minutes: float, max_can
         if time.monotonic() > deadline:
             progress(f"time budget of {minutes} min reached")
             break
-        row, result, int8 = evaluate_candidate(recipe, ds)
+        row, result, int8 = evaluate_candidate(recipe, ds, board=budget.board)
         previous = best(rows, budget)
         rows.append(row)
         if budget.fits(row) and (previous is None or best(rows, budget) is row):
@@ -241,7 +224,7 @@ def design(row: dict) -> str:
 
 def row_line(r: dict, budget: Budget) -> str:
     fits = "fits" if budget.fits(r) else "too big"
-    return (f"{design(r):22} flash {r['flash_bytes']:>7,} B  RAM {r['ram_bytes']:>5,} B  "
+    return (f"{design(r):30} flash {r['flash_bytes']:>7,} B  RAM {r['ram_bytes']:>6,} B  "
             f"val {r['validation_accuracy']:.4f}  test {r['test_accuracy']:.4f}  {fits}")
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from .model import Recipe
 from .search import Budget, best, candidates, evaluate_candidate, load_progress, row_line, save_best, save_progress
 
-ROW_KEYS = ("name", "recipe", "params", "flash_bytes", "ram_bytes", "instructions_per_inference",
-            "validation_accuracy", "test_accuracy", "float_test_accuracy", "train_seconds", "qemu_agrees_with_litert")
+TRIAL_KEYS = ("config", "time_this_iter_s", "time_total_s", "timestamp", "training_iteration", "trial_id", "date",
+              "done", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
+              "experiment_tag", "timesteps_total", "episodes_total", "episode_reward_mean", "should_checkpoint")
 
 
 def _trial(config: dict) -> dict:
@@ -25,37 +26,37 @@ def _trial(config: dict) -> dict:
     from tinydigits.data import load_dataset
 
     recipe = Recipe.from_dict(config["recipe"])
-    row, _, _ = evaluate_candidate(recipe, load_dataset(recipe.dataset, data_dir=config["data_dir"]))
+    row, _, _ = evaluate_candidate(recipe, load_dataset(recipe.dataset, data_dir=config["data_dir"]), board=config["board"])
     return row
 
 
 def search_with_ray(ds, budget: Budget, out: Path, base: Recipe = Recipe(), minutes: float = 10.0,
                     max_candidates: int | None = None, progress=print, data_dir: Path | None = None,
-                    command: str = "tinydigits search --engine ray") -> list[dict]:
+                    command: str = "tinydigits search --engine ray", space: str = "all") -> list[dict]:
     """As `search.search`, with each candidate a Ray Tune trial; stops starting trials after `minutes`."""
     from .atomic import claim
 
     with claim(out, wait=False, command=command):  # one search at a time writes DIR/search.json
-        return _search_with_ray(ds, budget, out, base, minutes, max_candidates, progress, data_dir, command)
+        return _search_with_ray(ds, budget, out, base, minutes, max_candidates, progress, data_dir, command, space)
 
 
 def _search_with_ray(ds, budget: Budget, out: Path, base: Recipe, minutes: float, max_candidates: int | None,
-                     progress, data_dir: Path | None, command: str) -> list[dict]:
+                     progress, data_dir: Path | None, command: str, space: str) -> list[dict]:
     import ray
     from ray import tune
 
     from .artifacts import resumable_folder
-    from .targets import arm
+    from .targets import family, find
 
-    arm.require()
+    family(find(budget.board)).require()
     out = resumable_folder(Path(out).resolve(), "search", command)
-    rows = load_progress(out, base)
+    rows = load_progress(out, base, budget.board)
     done = {r["name"] for r in rows}
-    todo = [r for r in candidates(budget, base) if r.name not in done][:max_candidates]
+    todo = [r for r in candidates(budget, base, space) if r.name not in done][:max_candidates]
 
     class SaveAsTheyCome(tune.Callback):  # search.json and pareto.png after every finished trial
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            rows.append({k: result[k] for k in ROW_KEYS})
+            rows.append({k: v for k, v in result.items() if k not in TRIAL_KEYS})  # the candidate's row, not Ray's own
             save_progress(out, rows, budget, base)
             progress(row_line(rows[-1], budget))
 
@@ -67,7 +68,7 @@ def _search_with_ray(ds, budget: Budget, out: Path, base: Recipe, minutes: float
         tuner = tune.Tuner(
             tune.with_resources(_trial, {"cpu": 1}),
             param_space={"recipe": tune.grid_search([r.to_dict() for r in todo]),
-                         "data_dir": str(Path(data_dir).resolve()) if data_dir else None},
+                         "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "board": budget.board},
             tune_config=tune.TuneConfig(time_budget_s=60 * minutes),
             run_config=tune.RunConfig(storage_path=str(out / "ray"), name="trials", verbose=0,
                                       callbacks=[SaveAsTheyCome()]),
@@ -80,6 +81,6 @@ def _search_with_ray(ds, budget: Budget, out: Path, base: Recipe, minutes: float
     save_progress(out, rows, budget, base)
     chosen = best(rows, budget)
     if chosen is not None and chosen["name"] in {r.name for r in todo}:
-        row, result, int8 = evaluate_candidate(Recipe.from_dict(chosen["recipe"]), ds)
+        row, result, int8 = evaluate_candidate(Recipe.from_dict(chosen["recipe"]), ds, board=budget.board)
         save_best(result, int8, out, command)
     return rows

@@ -45,11 +45,23 @@ PAGE_FILES = ("index.html", "static/app.js", "static/collect.js", "static/model.
 WASM_FILE, FACTS_FILE, EXPLORE_FILE = "tinydigits.wasm", "model.json", "explore.json"
 
 
+def layer_facts(layer) -> dict:
+    """One Keras layer as the page lists it: its type, width (units or filters), kernel and stride, activation, output."""
+    def pair(value):
+        return "x".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+
+    out = getattr(layer, "output", None)
+    return {"type": type(layer).__name__, "units": getattr(layer, "units", None) or getattr(layer, "filters", None),
+            "kernel": pair(getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)),
+            "strides": pair(getattr(layer, "strides", None)),
+            "activation": getattr(getattr(layer, "activation", None), "__name__", None),
+            "output_shape": list(out.shape[1:]) if out is not None and hasattr(out, "shape") else None}
+
+
 def model_facts(run: Run, int8: bytes | None) -> dict:
     """What the page and GET /api/model show about the model: layers, sizes, accuracy, forms."""
     model = run.model()
-    layers = [{"type": type(layer).__name__, "units": getattr(layer, "units", None),
-               "activation": getattr(getattr(layer, "activation", None), "__name__", None)} for layer in model.layers]
+    layers = [layer_facts(layer) for layer in model.layers]
     return {"name": run.name, "layers": layers, "params": int(model.count_params()),
             "test_accuracy": run.metrics.get("test_accuracy"), "int8_bytes": len(int8) if int8 else None,
             "recipe": run.recipe.to_dict() if run.recipe else None, "imported": run.imported, "models": ["float"] + (["int8"] if int8 else [])}

@@ -160,12 +160,20 @@ function paragraph(...parts) {  // strings become text, [string] becomes bold te
 }
 
 function renderFacts(facts) {
-  const layers = facts.layers.map((l) => l.type + (l.units ? `(${l.units}${l.activation ? ", " + l.activation : ""})` : "")).join(" → ");
+  const describe = (l) => {  // Conv2D(8, 3x3, relu) · MaxPooling2D(2x2) · Dense(10, softmax)
+    const args = [l.units, l.kernel, l.strides && l.strides !== "1x1" && l.kernel ? "stride " + l.strides : null,
+                  l.activation && l.activation !== "linear" ? l.activation : null].filter((a) => a != null);
+    return l.type + (args.length ? `(${args.join(", ")})` : "") + (l.output_shape ? ` → ${l.output_shape.join("x")}` : "");
+  };
+  const layers = facts.layers.filter((l) => l.type !== "InputLayer").map(describe).join(" · ");
   const pct = (x) => (x == null ? "n/a" : (100 * x).toFixed(2) + "%");
   const heading = document.createElement("h2"); heading.textContent = "The model";
   $("facts").replaceChildren(heading, paragraph([facts.name]), paragraph(layers),
     paragraph(`${facts.params.toLocaleString("en-US")} parameters`), paragraph(`test accuracy ${pct(facts.test_accuracy)}`),
     paragraph(`int8 size ${facts.int8_bytes ? facts.int8_bytes.toLocaleString("en-US") + " bytes" : "not converted yet"}`),
+    ...(facts.wasm && facts.wasm.macs ? [paragraph(`int8 on the chip: ${facts.wasm.macs.toLocaleString("en-US")} multiply-accumulates, ` +
+      `${facts.wasm.weight_bytes.toLocaleString("en-US")} bytes of weights and constants, ` +
+      `${facts.wasm.arena_bytes.toLocaleString("en-US")} bytes of activations`)] : []),
     paragraph(facts.wasm ? "The int8 model runs in this browser: the microcontroller's C, compiled to WebAssembly."
                          : "The models run on the server."));
 }
