@@ -146,6 +146,37 @@ def test_the_converter_stores_exactly_the_grid_training_rounds_to():
         lowbit.narrow_to_int4(convert(lambda x: tf.matmul(tf.reshape(x, [1, -1]), raw), (37,), -1.0, 1.0))
 
 
+def test_training_rounds_to_the_same_grid_and_passes_gradients_straight_through():
+    """train.fake_quantize at 4 and 2 bits is lowbit.snap (the converter's rounding), per output channel, with
+    the identity as its gradient; int4 keeps each channel's largest |weight|, ternary is {-1, 0, 1} x mean|w|."""
+    import jax
+
+    from tinydigits.train import fake_quantize
+
+    w = np.asarray(jax.random.normal(jax.random.key(0), (3, 3, 4, 6))) * np.linspace(0.1, 2, 6, dtype=np.float32)
+    q4 = np.asarray(fake_quantize(w, (0, 1, 2), 4))
+    steps = np.abs(w).max(axis=(0, 1, 2)) / 7
+    snapped_here = lowbit.snap(w, (0, 1, 2), 4)  # float32 rounding apart (w + (q - w) in JAX), the same values
+    assert np.array_equal(np.round(q4 / steps), np.round(snapped_here / steps)) and np.allclose(q4, snapped_here, atol=1e-6)
+    assert np.allclose(q4 / steps, np.round(q4 / steps), atol=1e-4) and np.abs(q4 / steps).max() <= 7 + 1e-4
+    assert np.allclose(np.abs(q4).max(axis=(0, 1, 2)), np.abs(w).max(axis=(0, 1, 2)), rtol=1e-6)
+    q2 = np.asarray(fake_quantize(w, (0, 1, 2), 2))
+    mean = np.abs(w).mean(axis=(0, 1, 2))
+    assert np.allclose(np.unique(np.round(q2 / mean, 4)), [-1, 0, 1])
+    assert np.array_equal(jax.grad(lambda v: fake_quantize(v, (0, 1, 2), 4).sum())(w), np.ones_like(w))
+
+
+def test_ternary_weights_are_stored_as_int4_minus_one_zero_one():
+    import tensorflow as tf
+
+    raw = weights(6, (37, 13), 0.3)
+    model = lowbit.narrow_to_int4(convert(lambda x: tf.matmul(tf.reshape(x, [1, -1]), lowbit.snap(raw, (0,), 2)),
+                                          (37,), -1.0, 1.0), bits=2)
+    filt = next(n for n in tflite.read(model).nodes if n.op == "FULLY_CONNECTED").inputs[1]
+    assert filt.dtype == "int4" and set(np.unique(filt.data)) == {-1, 0, 1}
+    assert np.allclose(filt.scale, np.abs(raw).mean(axis=0), rtol=1e-5)
+
+
 def test_int4_weights_equal_ai_edge_quantizers():
     """ai-edge-quantizer's int4 weights of the same float kernels (FULLY_CONNECTED and CONV_2D: it writes
     no int4 DEPTHWISE_CONV_2D) are ours, value for value and scale for scale."""
@@ -323,3 +354,40 @@ def test_int4_in_wasm_equals_the_host(target_models, tmp_path):
     for name, c_dir, inputs, host in target_models:
         module = wasm.build(c_dir, tmp_path / name).read_bytes()
         assert (wasm.run(module, inputs) == host).all(), name
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+
+@needs(any(missing_packages(family(find(k)).TOOLS, family(find(k)).HEADERS) for k in ("uno", "nano33ble")),
+       "avr and arm toolchains")
+def test_train_convert_export_and_boards_with_int4_weights(tmp_path, capsys):
+    """`train --weight-bits 4` -> convert -> export-c -> boards: int4 filters in model_int8.tflite, every
+    form scored but TFLM's (marked, with the reason), half the weight bytes of the same model stored in
+    int8, and the Uno's and the Nano 33 BLE's outputs equal to the host's."""
+    import json
+
+    from tinydigits.cli import main
+    from tinydigits.convert import calibration_images, to_tflite
+    from tinydigits.runs import Run
+
+    run = tmp_path / "run4"
+    assert main(["train", "--weight-bits", "4", "--epochs", "2", "--quiet", "--out", str(run)]) == 0
+    assert "h20-relu-ce-w4-e2-qat1" in capsys.readouterr().out
+    assert main(["convert", str(run)]) == 0
+    assert "TFLM int8          " in capsys.readouterr().out
+    report = json.loads((run / "deploy.json").read_text())
+    forms = {f["form"]: f for f in report["forms"]}
+    assert report["weight_bits"] == 4 and "FULLY_CONNECTED with int4 weights" in forms["TFLM int8"]["skipped"]
+    assert forms["LiteRT int8"]["accuracy"] > 0.9 and abs(forms["LiteRT int8"]["accuracy"] - forms["Keras float32"]["accuracy"]) < 0.02
+    graph = tflite.read((run / "model_int8.tflite").read_bytes())
+    assert [n.inputs[1].dtype for n in graph.nodes if n.op == "FULLY_CONNECTED"] == ["int4", "int4"]
+
+    assert main(["export-c", str(run), "--out", str(tmp_path / "out")]) == 0
+    assert "no " + str(tmp_path / "out" / "tflm") + "/: TFLite Micro runs no FULLY_CONNECTED" in capsys.readouterr().out
+    facts = codegen.read_facts(tmp_path / "out" / "c")
+    int8 = codegen.plan(to_tflite(Run(run).model(), calibration_images(Run(run).dataset().x_train, 100)))
+    assert facts["weight_bytes"] < 0.55 * int8.weight_bytes  # 784 x 20 weights: 7,840 bytes instead of 15,680
+
+    assert main(["boards", str(run), "--board", "uno", "--board", "nano33ble", "--images", "40", "--json"]) == 0
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)["boards"]}
+    assert all(rows[b]["status"] == "PASS" and rows[b]["matches_host"] == 40 for b in ("uno", "nano33ble")), rows
