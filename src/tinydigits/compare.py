@@ -38,7 +38,8 @@ PRESETS["recipe"] = [{}, {"schedule": "onecycle", "lr": 0.003}, {"epochs": 60, "
                      {"shift": 1.0, "rotate": 5.0, "scale": 0.05}, {"label_smoothing": 0.1}, {"qat_epochs": 5},
                      RECIPES["better"]]
 # the Recipe's own field types, read off its defaults, so a new field is coerced without a second list
-INT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if type(f.default) is int)
+INT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe)  # qat_epochs: int | None, None its default
+                   if type(f.default) is int or str(f.type) == "int | None")
 FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if type(f.default) is float)
 
 EXPLANATIONS = {
