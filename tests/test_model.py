@@ -51,10 +51,21 @@ def test_recipe_round_trips_through_a_dict():
     assert Recipe(input_size=14, hidden=()).name == "14px-hnone-relu-ce"
 
 
+def test_low_bit_weights_name_the_design_and_default_to_a_qat_tail():
+    """4-bit weights are part of the stored design (-w4); without qat_epochs the last half of the epochs are
+    quantization-aware, an explicit count (0 included: post-training rounding) wins, and 8 bits keep none."""
+    r = Recipe(weight_bits=4)
+    assert (r.design, r.name, r.qat_tail) == ("h20-relu-ce-w4", "h20-relu-ce-w4-qat10", 10)
+    assert Recipe(weight_bits=4, epochs=2).qat_tail == 1 and Recipe(weight_bits=4, epochs=1).qat_tail == 1
+    assert Recipe(weight_bits=4, qat_epochs=0).qat_tail == 0 and Recipe(weight_bits=2, qat_epochs=3).qat_tail == 3
+    assert Recipe().replace(weight_bits=4).qat_tail == 10  # the default follows the bits, also through replace
+    assert Recipe.from_dict(r.to_dict()) == r
+
+
 def test_new_training_fields_default_to_the_lesson():
     r = Recipe()
-    assert (r.schedule, r.shift, r.rotate, r.scale, r.elastic, r.label_smoothing, r.teacher, r.qat_epochs) == \
-        ("constant", 0.0, 0.0, 0.0, 0.0, 0.0, "", 0)
+    assert (r.schedule, r.shift, r.rotate, r.scale, r.elastic, r.label_smoothing, r.teacher, r.qat_tail, r.weight_bits) == \
+        ("constant", 0.0, 0.0, 0.0, 0.0, 0.0, "", 0, 8)
     assert not r.augmented and r.training_tag == "" and RECIPES["lesson"] == {}
     better = Recipe(**RECIPES["better"])
     assert better.augmented and better.epochs > r.epochs and better.name.startswith("h20-relu-ce-e60-")
@@ -69,6 +80,7 @@ def test_new_training_fields_default_to_the_lesson():
     ({"label_smoothing": 1.0}, "label smoothing"),
     ({"distill_weight": 0.0}, "distill weight"),
     ({"qat_epochs": 21}, "qat epochs"),
+    ({"weight_bits": 3}, "weight bits must be one of 8, 4, 2, got 3"),
     ({"seed": -1}, "seed must be in"),
     ({"seed": 2**32}, "seed must be in"),
 ])

@@ -105,7 +105,10 @@ def _training_flags(p, recipe_default="lesson"):
     p.add_argument("--label-smoothing", type=float, help="targets (1-e) one-hot + e/10 (default 0)")
     p.add_argument("--teacher", type=Path, help="a run folder to distill from (a larger trained model)")
     p.add_argument("--distill-weight", type=float, help="with --teacher: the share of the loss that follows it (default 0.5)")
-    p.add_argument("--qat-epochs", type=int, help="the last N epochs train through int8-rounded weights")
+    p.add_argument("--weight-bits", type=int, choices=(8, 4, 2), help="bits per stored weight: 8 (default), 4 (int4, "
+                   "two per byte) or 2 (ternary); fewer than 8 train the last half of the epochs quantization-aware")
+    p.add_argument("--qat-epochs", type=int, help="the last N epochs train through the weights as stored (rounded to "
+                   "--weight-bits)")
     p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same result on CPU")
 
 
@@ -130,7 +133,8 @@ def _recipe_from(args):
               "extra_repeat": args.extra_repeat, "init": str(args.init.resolve()) if args.init is not None else None,
               "label_smoothing": args.label_smoothing,
               "teacher": str(args.teacher.resolve()) if args.teacher is not None else None,
-              "distill_weight": args.distill_weight, "qat_epochs": args.qat_epochs, "seed": args.seed,
+              "distill_weight": args.distill_weight, "qat_epochs": args.qat_epochs,
+              "weight_bits": args.weight_bits, "seed": args.seed,
               "dataset": args.dataset}
     named = RECIPES[args.recipe]
     if args.epochs is not None and args.qat_epochs is None and named.get("qat_epochs", 0) > args.epochs:
@@ -267,6 +271,7 @@ def cmd_convert(args):
 
 def cmd_export_c(args):
     from .export import PIXELS, export_c
+    from .runtimes import tflm_refuses
 
     command = f"tinydigits export-c {args.run} --out {args.out}"  # the banner of every file: no --force in it
     files = export_c(open_run(args.run), args.out, command, force=args.force)
@@ -276,6 +281,8 @@ def cmd_export_c(args):
             print(f"{path}  ({path.stat().st_size:,} bytes)")
     print(f"{samples[0].parent}/  ({len(samples)} sample images: {samples[0].name} ... {samples[-1].name}, "
           f"{PIXELS} bytes each)")
+    if not any(path.parent.name == "tflm" for path in files):
+        print(f"no {args.out / 'tflm'}/: {tflm_refuses(open_run(args.run).int8_model())}")
 
 
 def cmd_export_web(args):

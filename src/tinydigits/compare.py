@@ -38,7 +38,8 @@ PRESETS["recipe"] = [{}, {"schedule": "onecycle", "lr": 0.003}, {"epochs": 60, "
                      {"shift": 1.0, "rotate": 5.0, "scale": 0.05}, {"label_smoothing": 0.1}, {"qat_epochs": 5},
                      RECIPES["better"]]
 # the Recipe's own field types, read off its defaults, so a new field is coerced without a second list
-INT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if type(f.default) is int)
+INT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe)  # qat_epochs: int | None, None its default
+                   if type(f.default) is int or str(f.type) == "int | None")
 FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if type(f.default) is float)
 
 EXPLANATIONS = {
@@ -154,7 +155,7 @@ def measure(recipe: Recipe, ds, calibration: int = 300, board: str | None = None
 
     result = train(recipe, ds, verbose=0)
     probs = predict_digits(result.model, ds.x_test)
-    int8 = to_tflite(result.model, calibration_images(ds.x_train, calibration, recipe.seed))
+    int8 = to_tflite(result.model, calibration_images(ds.x_train, calibration, recipe.seed), weight_bits=recipe.weight_bits)
     int8_digits = LiteRT(int8).predict(ds.x_test).argmax(axis=1)
     correct = probs.argmax(axis=1) == ds.y_test
     return {

@@ -23,6 +23,7 @@ from .atomic import claim
 from .artifacts import preflight, save_figure, staged_folder, write_bytes, write_json
 from .data import normalize
 from .errors import TinyDigitsError, first_line
+from .lowbit import WEIGHT_BITS, narrow_to_int4, snap
 from .runs import RUN_FILES, Run
 from .verify import compare_forms
 
@@ -117,15 +118,16 @@ def _bn_scale_shift(bn) -> tuple[np.ndarray, np.ndarray]:
     return scale.astype(np.float32), (beta - w["moving_mean"] * scale).astype(np.float32)
 
 
-def _layer_fn(layer, folds: dict):
-    """A TensorFlow function computing one Keras layer at inference (batch 1, NHWC)."""
+def _layer_fn(layer, folds: dict, weight_bits: int = 8):
+    """A TensorFlow function computing one Keras layer at inference (batch 1, NHWC); with `weight_bits` < 8
+    each kernel, as it will be stored (a BatchNormalization folded in), is snapped to that grid first."""
     import tensorflow as tf
 
     kind = type(layer).__name__
     activations = {"relu": tf.nn.relu, "relu6": tf.nn.relu6, "linear": tf.identity, "softmax": tf.nn.softmax,
                    "sigmoid": tf.sigmoid, "tanh": tf.tanh}
     if hasattr(layer, "_nodes_by_depth") or hasattr(layer, "_functional"):
-        inner = _tf_function(layer)
+        inner = _tf_function(layer, weight_bits)
         return lambda x, *args, **kwargs: inner(x)
     if kind in IDENTITY_LAYERS or (kind == "BatchNormalization" and any(bn is layer for bn in folds.values())):
         return lambda x, *args, **kwargs: x
@@ -143,8 +145,9 @@ def _layer_fn(layer, folds: dict):
             y = y + tf.constant(b * scale + shift if scale is not None else b)
         return act(y)
 
-    def scaled(kernel, axis_shape):  # the kernel times a folded BatchNormalization's scale, per output channel
-        return tf.constant(kernel if scale is None else kernel * scale.reshape(axis_shape))
+    def scaled(kernel, axis_shape=None, axes=(0, 1, 2)):  # times a folded BatchNormalization's scale, per output channel
+        k = kernel if scale is None or axis_shape is None else kernel * scale.reshape(axis_shape)
+        return tf.constant(k if weight_bits == 8 else snap(k, axes, weight_bits).astype(np.float32))
 
     strides = [1, *getattr(layer, "strides", (1, 1)), 1] if kind != "Dense" else None
     padding = getattr(layer, "padding", "valid").upper()
@@ -153,15 +156,15 @@ def _layer_fn(layer, folds: dict):
         return lambda x, *a, **kw: finish(tf.nn.conv2d(x, k, strides, padding), weights.get("bias"))
     if kind == "DepthwiseConv2D":
         kernel = weights["kernel"] if "kernel" in weights else weights["depthwise_kernel"]
-        k = scaled(kernel, (1, 1, kernel.shape[2], kernel.shape[3]))
+        k = scaled(kernel, (1, 1, kernel.shape[2], kernel.shape[3]), axes=(0, 1))
         return lambda x, *a, **kw: finish(tf.nn.depthwise_conv2d(x, k, strides, padding), weights.get("bias"))
     if kind == "SeparableConv2D":
-        depthwise = tf.constant(weights["depthwise_kernel"])
+        depthwise = scaled(weights["depthwise_kernel"], axes=(0, 1))
         pointwise = scaled(weights["pointwise_kernel"], (1, 1, 1, -1))
         return lambda x, *a, **kw: finish(tf.nn.conv2d(tf.nn.depthwise_conv2d(x, depthwise, strides, padding),
                                                        pointwise, [1, 1, 1, 1], "VALID"), weights.get("bias"))
     if kind == "Dense":
-        k = scaled(weights["kernel"], (1, -1))
+        k = scaled(weights["kernel"], (1, -1), axes=(0,))
         return lambda x, *a, **kw: finish(tf.matmul(_flat_for_dense(x, layer), k), weights.get("bias"))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         pool = tf.nn.max_pool2d if kind == "MaxPooling2D" else tf.nn.avg_pool2d
@@ -226,12 +229,12 @@ def _flat_for_dense(x, layer):
     return x
 
 
-def _tf_function(model):
+def _tf_function(model, weight_bits: int = 8):
     """model's forward pass as TensorFlow ops on the model's own graph. The weights are read here, eagerly
     (a TensorFlow-backend variable cannot become numpy inside tf.function's tracing)."""
     graph = _graph(model)
     folds = _folded_batch_norms(graph)
-    functions = {id(node.operation): _layer_fn(node.operation, folds) for node in _nodes(graph)}
+    functions = {id(node.operation): _layer_fn(node.operation, folds, weight_bits) for node in _nodes(graph)}
     return lambda x: graph._run_through_graph(x, operation_fn=lambda layer: functions[id(layer)])
 
 
@@ -242,17 +245,23 @@ def calibration_images(x_train: np.ndarray, count: int = CALIBRATION_IMAGES, see
     return x_train[np.random.default_rng(seed).choice(len(x_train), count, replace=False)]
 
 
-def to_tflite(model, calibration: np.ndarray | None = None) -> bytes:
+def to_tflite(model, calibration: np.ndarray | None = None, weight_bits: int = 8) -> bytes:
     """Float32 .tflite bytes, or full-integer int8 when `calibration` (N, 28, 28) uint8 images are given.
 
     int8 means int8 weights (per channel) and activations, int32 biases, int8 input and output: what
-    TFLM and the generated C run. The converter settings are all spelled out below.
+    TFLM and the generated C run. The converter settings are all spelled out below. With `weight_bits`
+    4 (or 2) the kernels are snapped to that grid, converted so, and stored as INT4 (lowbit.py); the
+    activations stay int8, with the ranges the int8 model's calibration gives.
     """
     import tensorflow as tf
 
+    if weight_bits not in WEIGHT_BITS:
+        raise TinyDigitsError(f"weight bits must be one of {', '.join(map(str, WEIGHT_BITS))}, got {weight_bits}")
+    if weight_bits != 8 and calibration is None:
+        raise TinyDigitsError(f"{weight_bits}-bit weights need an int8 model: give calibration images")
     check_supported(model)
     shape = [1, *model.input_shape[1:]]
-    fn = tf.function(_tf_function(model), input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+    fn = tf.function(_tf_function(model, weight_bits), input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
     try:
         concrete = fn.get_concrete_function()
     except TinyDigitsError:
@@ -268,9 +277,10 @@ def to_tflite(model, calibration: np.ndarray | None = None) -> bytes:
         converter.inference_input_type = tf.int8                              # int8 in ...
         converter.inference_output_type = tf.int8                             # ... and int8 out
     try:
-        return bytes(converter.convert())
+        converted = bytes(converter.convert())
     except Exception as e:  # the converter's own exceptions carry MLIR dumps; keep the first line
         raise TinyDigitsError(f"TFLite conversion failed: {first_line(e, 200)}") from None
+    return converted if weight_bits == 8 else narrow_to_int4(converted, weight_bits)
 
 
 def convert_run(run: Run, calibration: int = CALIBRATION_IMAGES, tflm: bool = True, command: str = "") -> dict:
@@ -286,7 +296,8 @@ def convert_run(run: Run, calibration: int = CALIBRATION_IMAGES, tflm: bool = Tr
         if (run.imported or {}).get("format") == "tflite":  # the int8 model the user brought is the one deployed
             int8_bytes = run.int8_model()
         else:
-            int8_bytes = to_tflite(model, calibration_images(ds.x_train, calibration))
+            bits = run.recipe.weight_bits if run.recipe is not None else 8
+            int8_bytes = to_tflite(model, calibration_images(ds.x_train, calibration), weight_bits=bits)
         report = compare_forms(model, float_bytes, int8_bytes, ds.x_test, ds.y_test, tflm=tflm)
         report["calibration_images"] = calibration
         flips = report["flips"]

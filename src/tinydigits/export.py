@@ -19,7 +19,7 @@ from . import __version__, escape
 from .artifacts import check_out, staged_folder, write_bytes, write_text, written_files
 from .atomic import claim
 from .codegen import generate, generated_banner, write_standalone
-from .runtimes import minimum_arena
+from .runtimes import minimum_arena, tflm_refuses
 from .model import IMAGE_SIZE, NUM_CLASSES
 from .runs import Run
 
@@ -85,7 +85,8 @@ def samples_header(images: np.ndarray, labels: np.ndarray, indices: list[int], b
 
 
 def export_c(run: Run, out: Path, command: str, force: bool = False) -> list[Path]:
-    """Write DIR/tflm/ and DIR/c/ (with its sample inputs) from RUN/model_int8.tflite, atomically as a whole."""
+    """Write DIR/tflm/ and DIR/c/ (with its sample inputs) from RUN/model_int8.tflite, atomically as a whole
+    (no DIR/tflm/ for a model TFLM cannot run: runtimes.tflm_refuses)."""
     with claim(out, wait=False, command=command):  # a second export to DIR stops with one line
         return _export_c(run, check_out(out, "export", force, run.folder), command, force)
 
@@ -94,15 +95,17 @@ def _export_c(run: Run, out: Path, command: str, force: bool) -> list[Path]:
     model = run.int8_model()
     source = str(run.paths.int8_model)
     facts = generate(model, source, command).facts  # refuses ops the C generator does not know, before anything is written
-    arena = run.arena_bytes() or minimum_arena(model)
+    tflm = not tflm_refuses(model)  # no DIR/tflm/ for a model the TFLM interpreter cannot run (int4 FULLY_CONNECTED)
+    arena = (run.arena_bytes() or minimum_arena(model)) if tflm else None
     ds = run.dataset()
     samples = sample_indices(ds.y_test)
     banner = generated_banner(source, command)
     with staged_folder(out, "export", command, force) as tmp:
-        header, data = tflm_model_data(model, arena, facts, banner)
-        write_text(tmp / "tflm" / "model_data.h", header)
-        write_text(tmp / "tflm" / "model_data.cc", data)
-        write_text(tmp / "tflm" / "main.cc", tflm_example(facts["tflm_registrations"], banner))
+        if tflm:
+            header, data = tflm_model_data(model, arena, facts, banner)
+            write_text(tmp / "tflm" / "model_data.h", header)
+            write_text(tmp / "tflm" / "model_data.cc", data)
+            write_text(tmp / "tflm" / "main.cc", tflm_example(facts["tflm_registrations"], banner))
         write_standalone(model, tmp / "c", source, command, tflm_arena_bytes=arena)
         write_text(tmp / "c" / SAMPLES_HEADER, samples_header(ds.x_test, ds.y_test, samples, banner))
         for i in samples:

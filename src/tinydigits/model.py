@@ -22,6 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import TinyDigitsError
+from .lowbit import WEIGHT_BITS
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 28  # MNIST images are 28x28 pixels
@@ -33,6 +34,7 @@ ONECYCLE_WARMUP = 0.3      # one-cycle: share of the steps spent warming up from
 MAX_ROTATION = 45.0        # degrees: beyond this a 6 and a 9 trade places; augmentation must keep the label
 MAX_SHIFT = 6.0            # pixels: MNIST digits sit in a 20x20 box inside 28x28
 POOLS = ("max", "avg")
+QAT_SHARE = 0.5           # low-bit weights without --qat-epochs: the last half of the epochs are quantization-aware
 MAX_THICKNESS = 3.0        # pixels: MNIST's strokes are 2-4 px wide; more erases a thin digit or fills its loops
 
 
@@ -66,7 +68,9 @@ class Recipe:
     label_smoothing: float = 0.0        # targets (1 - e) * one-hot + e / 10: a less over-confident softmax
     teacher: str = ""                   # run folder of a larger trained model to distill from ("" = none)
     distill_weight: float = 0.5         # with a teacher: the share of the loss that follows its softened outputs
-    qat_epochs: int = 0                 # the last N epochs train through int8-rounded weights (quantization-aware)
+    weight_bits: int = 8                # bits per stored weight: 8, 4 (int4, packed two per byte) or 2 (ternary)
+    qat_epochs: int | None = None       # the last N epochs train through the weights as stored (quantization-aware);
+                                        # None: none at 8 bits, at fewer the last QAT_SHARE of the epochs
 
     def __post_init__(self):
         checks = [
@@ -95,7 +99,10 @@ class Recipe:
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (0 < self.distill_weight <= 1, f"distill weight must be in (0, 1], got {self.distill_weight}"),
             (0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}"),
-            (0 <= self.qat_epochs <= self.epochs, f"qat epochs must be in [0, epochs={self.epochs}], got {self.qat_epochs}"),
+            (self.weight_bits in WEIGHT_BITS, f"weight bits must be one of {', '.join(map(str, WEIGHT_BITS))}, "
+                                              f"got {self.weight_bits}"),
+            (self.qat_epochs is None or 0 <= self.qat_epochs <= self.epochs,
+             f"qat epochs must be in [0, epochs={self.epochs}], got {self.qat_epochs}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -122,6 +129,13 @@ class Recipe:
         return cls().replace(**d)
 
     @property
+    def qat_tail(self) -> int:
+        """How many final epochs train through the stored weights: qat_epochs, or its default for the weight bits."""
+        if self.qat_epochs is not None:
+            return self.qat_epochs
+        return 0 if self.weight_bits == 8 else max(1, round(self.epochs * QAT_SHARE))
+
+    @property
     def augmented(self) -> bool:
         return any((self.shift, self.rotate, self.scale, self.elastic, self.slant, self.thickness))
 
@@ -132,7 +146,8 @@ class Recipe:
 
     @property
     def design(self) -> str:
-        """The network alone: `14px-h32-relu-ce`, `c8x16-h20-relu-ce`, `c8x16-k5-avg-sep-s2-hnone-relu-ce`."""
+        """The network alone, as stored: `14px-h32-relu-ce`, `c8x16-h20-relu-ce`, `c8x16-k5-avg-sep-s2-hnone-relu-ce`,
+        `h20-relu-ce-w4` (4-bit weights)."""
         size = "" if self.input_size == IMAGE_SIZE else f"{self.input_size}px-"
         conv = ""
         if self.conv:
@@ -140,7 +155,8 @@ class Recipe:
                 f"-{part}" for part, on in ((f"k{self.kernel}", self.kernel != 3), ("avg", self.pool == "avg"),
                                             ("sep", self.separable), ("s2", self.stride == 2)) if on) + "-"
         hidden = "x".join(map(str, self.hidden)) or "none"
-        return f"{size}{conv}h{hidden}-{self.activation}-{'ce' if self.loss == 'crossentropy' else 'mse'}"
+        bits = f"-w{self.weight_bits}" if self.weight_bits != 8 else ""
+        return f"{size}{conv}h{hidden}-{self.activation}-{'ce' if self.loss == 'crossentropy' else 'mse'}{bits}"
 
     @property
     def training_tag(self) -> str:
@@ -156,7 +172,7 @@ class Recipe:
                  "init" if self.init else "",
                  f"ls{self.label_smoothing:g}" if self.label_smoothing else "",
                  f"kd{self.distill_weight:g}" if self.teacher else "",
-                 f"qat{self.qat_epochs}" if self.qat_epochs else ""]
+                 f"qat{self.qat_tail}" if self.qat_tail else ""]
         return "".join(f"-{p}" for p in parts if p)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .data import normalize
 from .errors import TinyDigitsError, first_line
+from .tflite import Graph, read
 
 PIXELS = 28 * 28
 
@@ -43,7 +44,9 @@ class LiteRT:
     """A .tflite model run by LiteRT; uint8 images in, float probabilities out, whatever the model's dtype.
 
     `reference=True` uses TFLite's reference kernels: the integer arithmetic the generated C and
-    TFLM reproduce bit for bit.
+    TFLM reproduce bit for bit (FULLY_CONNECTED, int8 or int4 weights, as the C built with
+    -DTINYDIGITS_MATCH_LITERT=1: single rounding). Its default kernels are no exact reference for int4
+    FULLY_CONNECTED: XNNPACK takes some layers, the built-in kernel rounds others a third way.
     """
 
     def __init__(self, model: bytes, reference: bool = False):
@@ -94,6 +97,18 @@ class LiteRT:
     def predict(self, images: np.ndarray) -> np.ndarray:
         out = self.run(self.prepare(images))
         return self.output_q.dequantize(out) if self.int8 else out
+
+
+def tflm_refuses(model: bytes | Graph) -> str:
+    """Why the TFLM interpreter cannot run `model`, in words, or "" if it can: its FULLY_CONNECTED kernel
+    takes no int4 weights with int8 inputs (CONV_2D and DEPTHWISE_CONV_2D do). tests/test_int4.py holds
+    this rule to the interpreter itself."""
+    graph = model if isinstance(model, Graph) else read(model)
+    for node in graph.nodes:
+        if node.op == "FULLY_CONNECTED" and len(node.inputs) > 1 and node.inputs[1] is not None \
+                and node.inputs[1].dtype == "int4":
+            return f"TFLite Micro runs no FULLY_CONNECTED with int4 weights (op {node.index})"
+    return ""
 
 
 class TFLM:

@@ -56,7 +56,7 @@ def evaluate_candidate(recipe: Recipe, ds, verbose: int = 0, board: str = "nano3
 
     result = train(recipe, ds, verbose=verbose)
     x_train, _, x_val, y_val = split_train(ds, recipe.validation_split)
-    int8 = to_tflite(result.model, calibration_images(x_train, 300, recipe.seed))
+    int8 = to_tflite(result.model, calibration_images(x_train, 300, recipe.seed), weight_bits=recipe.weight_bits)
     lite = LiteRT(int8)
     val_accuracy = float((lite.predict(x_val).argmax(1) == y_val).mean())
     test_accuracy = float((lite.predict(ds.x_test).argmax(1) == ds.y_test).mean())

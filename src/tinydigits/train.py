@@ -36,6 +36,7 @@ from .data import Dataset, normalize
 from .errors import TinyDigitsError
 from .escape import html_text
 from .interrupt import check as check_interrupt
+from .lowbit import snap
 from .model import NUM_CLASSES, Recipe, build_model, make_optimizer
 from .predict import predict_digits
 from .runs import RUN_FILES, Run
@@ -185,24 +186,24 @@ def distillation_loss(student, teacher, temperature: float = DISTILL_TEMPERATURE
     return temperature ** 2 * jnp.sum(jnp.exp(log_t) * (log_t - log_s), axis=-1)
 
 
-def fake_quantize(kernel, axes: tuple[int, ...] = (0,)):
-    """A kernel rounded to int8 per output channel, symmetric, as the converter stores it: the scale of
-    each channel is its largest |weight| / 127 over `axes` (Dense (in, out): (0,); Conv2D (kh, kw, in,
-    out): (0, 1, 2); a depthwise kernel (kh, kw, in, multiplier): (0, 1), each of in x multiplier its own).
+def fake_quantize(kernel, axes: tuple[int, ...] = (0,), bits: int = 8):
+    """A kernel rounded to `bits` per output channel, symmetric, as the converter stores it (lowbit.snap, the
+    converter's own code): the scale of each channel is its largest |weight| / 127 (int8; / 7 for int4;
+    ternary: its mean |weight|) over `axes` (Dense (in, out): (0,); Conv2D (kh, kw, in, out): (0, 1, 2);
+    a depthwise kernel (kh, kw, in, multiplier): (0, 1), each of in x multiplier its own).
 
-    Forward: the int8 values (times their scale); backward: the identity (straight-through estimator).
+    Forward: the stored values (times their scale); backward: the identity (straight-through estimator).
     """
     import jax
     import jax.numpy as jnp
 
-    scale = jnp.maximum(jnp.max(jnp.abs(kernel), axis=axes, keepdims=True), 1e-12) / 127
-    rounded = jnp.clip(jnp.round(kernel / scale), -127, 127) * scale
+    rounded = snap(kernel, axes, bits, xp=jnp)
     return kernel + jax.lax.stop_gradient(rounded - kernel)
 
 
 def quantized_axes(model) -> list[tuple[int, ...] | None]:
-    """For each of model.trainable_variables, the axes its int8 scale is taken over (None: a bias, not quantized
-    to int8)."""
+    """For each of model.trainable_variables, the axes its per-channel scale is taken over (None: a bias, not
+    quantized with the weights)."""
     axes = {}
     for layer in model._flatten_layers(include_self=False):
         for v in layer.trainable_weights:
@@ -288,7 +289,7 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
         def objective(trainable):
             trainable = [v.reshape(shape) for v, shape in zip(trainable, shapes)]
             if quantized:
-                trainable = [v if a is None else fake_quantize(v, a) for v, a in zip(trainable, axes)]
+                trainable = [v if a is None else fake_quantize(v, a, recipe.weight_bits) for v, a in zip(trainable, axes)]
             probs, _ = model.stateless_call(trainable, non_trainable, images, training=True)
             loss = task_loss(recipe, labels, probs, recipe.label_smoothing)
             if teacher_vars is not None:
@@ -364,8 +365,8 @@ def fit(model, recipe: Recipe, train_data, val_data, teacher=None, verbose: int 
     live = redraws_in_place(sys.stdout)  # Keras' progress bar; elsewhere one plain line per epoch
     with max_pool_as_reshape():  # the compiled calls are traced in the first epoch
         for e in range(recipe.epochs):
-            quantized = e >= recipe.epochs - recipe.qat_epochs
-            title = f"Epoch {e + 1}/{recipe.epochs}" + (" (int8 weights)" if quantized else "")
+            quantized = e >= recipe.epochs - recipe.qat_tail
+            title = f"Epoch {e + 1}/{recipe.epochs}" + (f" (int{recipe.weight_bits} weights)" if quantized else "")
             if verbose and live:
                 print(title)
                 bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=[

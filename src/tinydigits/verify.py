@@ -3,7 +3,9 @@
 Forms: Keras float32 -> LiteRT float32 -> LiteRT int8 -> TFLM int8 (the interpreter that runs
 on the chip). For each: size, test accuracy, agreement of the predicted digit with Keras, latency
 per image, and for TFLM the minimum tensor arena. Also the test images whose digit flips
-between float and int8.
+between float and int8. "int8" is the activations: a model with int4 weights (`weight_bits` 4 in
+the report) has the same rows, and its TFLM row is marked `skipped` with the reason where TFLM
+cannot run it (int4 FULLY_CONNECTED).
 
     report = compare_forms(model, float_bytes, int8_bytes, ds.x_test, ds.y_test)   # what deploy.json holds
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .predict import model_input, predict_digits
-from .runtimes import TFLM, LiteRT, latency_us
+from .runtimes import TFLM, LiteRT, latency_us, tflm_refuses
 from .tflite import read
 
 
@@ -30,7 +32,11 @@ def compare_forms(model, float_bytes: bytes, int8_bytes: bytes, x: np.ndarray, y
               latency_us(lite_float.predict, x)),
         _form("LiteRT int8", len(int8_bytes), int8_probs, y, reference, latency_us(lite_int8.predict, x)),
     ]
-    if tflm:
+    graph = read(int8_bytes)
+    refused = tflm_refuses(graph) if tflm else ""
+    if refused:  # int4 FULLY_CONNECTED: the form is there, marked, not scored
+        forms.append({"form": "TFLM int8", "bytes": len(int8_bytes), "skipped": refused})
+    elif tflm:
         micro = TFLM(int8_bytes)  # with the smallest arena it accepts
         tflm_q = micro.run(lite_int8.prepare(x))
         row = _form("TFLM int8", len(int8_bytes), lite_int8.output_q.dequantize(tflm_q), y, reference,
@@ -41,8 +47,9 @@ def compare_forms(model, float_bytes: bytes, int8_bytes: bytes, x: np.ndarray, y
     int8_digits = int8_probs.argmax(axis=1)
     flips = [{"index": int(i), "label": int(y[i]), "float": int(reference[i]), "int8": int(int8_digits[i])}
              for i in np.flatnonzero(int8_digits != reference)]
+    filters = [n.inputs[1].dtype for n in graph.nodes if n.op in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")]
     return {"forms": forms, "quantization": quantization_facts(lite_int8), "flips": flips,
-            "ops": [node.op for node in read(int8_bytes).nodes]}
+            "ops": [node.op for node in graph.nodes], "weight_bits": 4 if "int4" in filters else 8}
 
 
 def _form(name, size, probs, y, reference, latency) -> dict:
@@ -60,6 +67,9 @@ def format_forms(report: dict) -> str:
     lines = [f"{'form':16} {'bytes':>8} {'accuracy':>9} {'agrees w/ Keras':>16} {'latency/image':>14}  arena"]
     for f in report["forms"]:
         size = f"{f['bytes']:,}" if f["bytes"] else "-"
+        if "skipped" in f:
+            lines.append(f"{f['form']:16} {size:>8}  not scored: {f['skipped']}")
+            continue
         arena = f"{f['arena_bytes']:,} B" if "arena_bytes" in f else ""
         lines.append(f"{f['form']:16} {size:>8} {f['accuracy']:9.4f} {f['agreement_with_keras']:16.4f} "
                      f"{f['latency_us']:11.1f} us  {arena}".rstrip())

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from .artifacts import check_out, staged_folder, write_bytes, write_json, written_files
 from .atomic import claim
-from .codegen import generate, write_standalone
-from .runtimes import TFLM, LiteRT
+from .codegen import generate, plan, reference_outputs, write_standalone
+from .runtimes import TFLM, LiteRT, tflm_refuses
 from .errors import TinyDigitsError
 from .escape import json_text
 from .evaluate import confident_mistakes
@@ -95,9 +95,12 @@ def build_wasm(int8: bytes, source: str, command: str) -> bytes:
 
 
 def explore_items(int8: bytes, dataset, limit: int = EXPLORE_IMAGES) -> dict:
-    """The test images the int8 model gets wrong (TFLM's answers, the same bytes as the .wasm's)."""
+    """The test images the int8 model gets wrong (TFLM's answers, the same bytes as the .wasm's; for a model
+    TFLM cannot run, int4 FULLY_CONNECTED, the generated C's numpy reference, which the .wasm equals too)."""
     lite = LiteRT(int8)
-    outputs = TFLM(int8).run(lite.prepare(dataset.x_test))     # (N, 10) int8
+    q = lite.prepare(dataset.x_test)
+    outputs = (TFLM(int8).run(q) if not tflm_refuses(int8)
+               else reference_outputs(plan(int8), q))    # (N, 10) int8
     chosen = confident_mistakes(lite.output_q.dequantize(outputs), dataset.y_test, k=limit)
     items = [{"index": int(i), "label": int(dataset.y_test[i]),
               "pixels": base64.b64encode(dataset.x_test[i].tobytes()).decode("ascii")} for i in chosen]  # 784 uint8

@@ -17,8 +17,9 @@ from .. import escape
 from ..errors import TinyDigitsError
 from .ops import C_TYPES
 
-KERNEL_ORDER = ("dot", "fully_connected", "conv_2d", "depthwise_conv_2d", "pool_2d", "mean", "add", "relu",
-                "strided_slice", "softmax")  # the files of c_templates/kernels/, in the order they can use each other
+KERNEL_ORDER = ("dot", "dot_int4", "fully_connected", "fully_connected_int4", "conv_2d", "conv_2d_int4",
+                "depthwise_conv_2d", "depthwise_conv_2d_int4", "pool_2d", "mean", "add", "relu", "strided_slice",
+                "softmax")  # the files of c_templates/kernels/, in the order they can use each other
 FLASH_ATTRIBUTES = "TINYDIGITS_FLASH"
 
 
@@ -31,7 +32,7 @@ def c_identifier(name: str) -> str:
 
 
 def c_array(name: str, values: np.ndarray, per_line: int = 16, attributes: str = FLASH_ATTRIBUTES) -> str:
-    """A constant C array of `values` (int8, int32 or float32, which picks the C type)."""
+    """A constant C array of `values` (int8, uint8, int32 or float32, which picks the C type)."""
     values = np.asarray(values)
     ctype = C_TYPES[values.dtype]
     if ctype == "float":  # exact: C99 hexadecimal float literals
@@ -103,10 +104,15 @@ def configuration(plan) -> str:
     """The #defines the kernels read: which functions a shared kernel file needs, what the weights allow."""
     ops = {step.node.op for step in plan.steps}
     lines = [f"#define TINYDIGITS_USES_{op} 1" for op in sorted(ops)]
-    dot_weights = [step.params["weights"] for step in plan.steps if "dot" in plan.specs[step.node.index].kernels]
+    def weights_of(kernel: str) -> list:
+        return [s.params["weights"] for s in plan.steps if kernel in plan.specs[s.node.index].kernels_of(s)]
+
     # every weight in [-127, 127], as TFLite quantizes them: the AVR dot kernel adds two products in 16 bits
-    symmetric = all(int(w.min()) >= -127 for w in dot_weights)
+    symmetric = all(int(w.min()) >= -127 for w in weights_of("dot"))
     lines.append(f"#define TINYDIGITS_WEIGHTS_SYMMETRIC {int(symmetric)}")
+    # int4 weights in [-7, 7], as tinydigits and ai-edge-quantizer store them: the same for the AVR's int4 kernel
+    symmetric4 = all(int(w.min()) >= -7 for w in weights_of("dot_int4"))
+    lines.append(f"#define TINYDIGITS_INT4_WEIGHTS_SYMMETRIC {int(symmetric4)}")
     depths = [step.params["depth"] for step in plan.steps if step.node.op == "SOFTMAX"]
     lines.append(f"#define TINYDIGITS_SOFTMAX_DEPTH {max(depths, default=1)}")
     if not all(plan.specs[s.node.index].litert_arithmetic for s in plan.steps):
@@ -116,7 +122,7 @@ def configuration(plan) -> str:
 
 
 def model_source(plan, banner: str) -> str:
-    kernels = [k for k in KERNEL_ORDER if any(k in plan.specs[s.node.index].kernels for s in plan.steps)]
+    kernels = [k for k in KERNEL_ORDER if any(k in plan.specs[s.node.index].kernels_of(s) for s in plan.steps)]
     constants, calls = [], []
     for step in plan.steps:
         i, spec = step.node.index, plan.specs[step.node.index]
@@ -154,7 +160,7 @@ def model_source(plan, banner: str) -> str:
 {configuration(plan)}
 {kernel_source("common")}
 {"".join(kernel_source(k) + chr(10) for k in kernels)}
-/* ---- the model: int8 weights, int32 biases, per-channel requantization constants ------------------ */
+/* ---- the model: int8 (or packed int4) weights, int32 biases, per-channel requantization constants -- */
 {"".join(constants)}
 /* ---- the ops, in order, on one arena of TINYDIGITS_ARENA_BYTES (tensor lifetimes: codegen/memory.py) -- */
 typedef union {{ int32_t align; int8_t bytes[TINYDIGITS_ARENA_BYTES]; }} tinydigits_arena_t;

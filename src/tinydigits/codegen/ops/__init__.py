@@ -6,7 +6,8 @@ An `OpSpec` says, for one builtin op, everything the generator and every report 
                                        arrays in the order the C kernel reads them, MACs and scratch bytes
     emit(step, inputs, output, scratch) -> the C statements of the call, on arena addresses
     reference(step, inputs)         -> the int8 output, in numpy, as TFLM's reference kernel computes it
-    kernels                         -> the files of c_templates/kernels/ its C needs (in order)
+    kernels                         -> the files of c_templates/kernels/ its C needs (in order), or a function of
+                                       the step for an op whose kernel its plan picks (int8 or int4 weights)
     tflm                            -> its MicroMutableOpResolver registration ("AddConv2D")
     alias                           -> the output is the input's bytes, reinterpreted (RESHAPE): no code
 
@@ -27,7 +28,8 @@ import numpy as np
 from ...errors import TinyDigitsError
 from ...tflite import Node
 
-C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t", np.dtype(np.float32): "float"}
+C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t",
+           np.dtype(np.float32): "float"}  # uint8: int4 weights, packed two per byte
 
 
 @dataclass
@@ -51,10 +53,14 @@ class OpSpec:
     plan: Callable[[Node], Step]
     emit: Callable[..., list[str]] | None
     reference: Callable[[Step, list[np.ndarray]], np.ndarray]
-    kernels: tuple[str, ...] = ()
+    kernels: tuple[str, ...] | Callable[[Step], tuple[str, ...]] = ()
     tflm: str = ""
     alias: bool = False
     litert_arithmetic: bool = False  # -DTINYDIGITS_MATCH_LITERT=1 reproduces LiteRT's built-in CPU kernel
+
+    def kernels_of(self, step: Step) -> tuple[str, ...]:
+        """The kernel files `step`'s C needs."""
+        return self.kernels(step) if callable(self.kernels) else self.kernels
 
 
 # ---- helpers the entries share ---------------------------------------------------------------
@@ -107,6 +113,13 @@ def padding(node: Node, in_h: int, in_w: int, f_h: int, f_w: int, out_h: int, ou
 
 def flat(t) -> int:
     return t.size
+
+
+def weight_bits(node: Node, w) -> int:
+    """8 or 4: the bits of a filter the C kernels read (int4 values lie in [-8, 7])."""
+    need(w is not None and w.constant and w.dtype in ("int8", "int4") and w.scale, node, "weights must be constant int8 or int4")
+    need(not any(w.zero_point), node, "asymmetric weights are not supported")
+    return 4 if w.dtype == "int4" else 8
 
 
 # ---- the table ---------------------------------------------------------------------------------

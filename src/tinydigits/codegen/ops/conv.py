@@ -1,7 +1,9 @@
 """CONV_2D and DEPTHWISE_CONV_2D: per-channel int8 (or int4) filters, SAME or VALID padding, any stride.
 
 CONV_2D runs as im2col + the dot-product kernels of FULLY_CONNECTED (kernels/conv_2d.c), so every
-core's fast path serves both; DEPTHWISE_CONV_2D has its own loop. The multipliers are TFLM's
+core's fast path serves both; DEPTHWISE_CONV_2D has its own loop. int4 filters stay packed in flash,
+two per byte, and have kernels of their own (conv_2d_int4.c on dot_int4.c; depthwise_conv_2d_int4.c
+reads TFLite's own packing, the low nibble first over the flat filter). The multipliers are TFLM's
 (PopulateConvolutionQuantizationParams: input scale * filter scale / output scale in double, per
 output channel), the padding TFLite's (ComputePaddingHeightWidth).
 """
@@ -10,16 +12,16 @@ from __future__ import annotations
 import numpy as np
 
 from .. import fixedpoint as fp
-from . import OpSpec, Step, activation, dims4, int8_io, need, padding
+from ...lowbit import pack_int4
+from . import OpSpec, Step, activation, dims4, int8_io, need, padding, weight_bits
 from .dense import dot_constants, requantize_reference
 
 
 def filter_tensors(node):
+    """(input, filter, bias or None, output, the filter's bits)."""
     x, w = node.inputs[0], node.inputs[1]
     b = node.inputs[2] if len(node.inputs) > 2 else None
-    need(w is not None and w.constant and w.dtype in ("int8", "int4") and w.scale, node, "filters must be constant int8")
-    need(not any(w.zero_point), node, "asymmetric filters are not supported")
-    return x, w, b, node.outputs[0]
+    return x, w, b, node.outputs[0], weight_bits(node, w)
 
 
 def channel_reals(x, w, y, channels: int) -> list[float]:
@@ -49,14 +51,14 @@ def patches(x: np.ndarray, p: dict, fill: int) -> np.ndarray:
 
 def plan_conv_2d(node) -> Step:
     int8_io(node)
-    x, w, b, y = filter_tensors(node)
+    x, w, b, y, bits = filter_tensors(node)
     out_c, f_h, f_w, f_c = w.shape
     g = geometry(node, x, y, f_h, f_w)
     need(f_c == g["in_c"] and out_c == g["out_c"], node, f"filters {list(w.shape)} do not match the input {list(x.shape)}")
     depth = f_h * f_w * f_c
     bias = b.data.astype(np.int64) if b is not None and b.constant else np.zeros(out_c, np.int64)
     params, constants = dot_constants(w.data.reshape(out_c, depth).astype(np.int8), bias, -x.zero_point[0],
-                                      channel_reals(x, w, y, out_c))
+                                      channel_reals(x, w, y, out_c), bits)
     low, high = fp.activation_range(activation(node), y.scale[0], y.zero_point[0])
     params.update(g, depth=depth, pad_value=x.zero_point[0], output_offset=y.zero_point[0], act_min=low, act_max=high)
     pointwise = f_h == f_w == 1 and g["stride_h"] == g["stride_w"] == 1 and g["pad_top"] == g["pad_left"] == 0
@@ -66,7 +68,8 @@ def plan_conv_2d(node) -> Step:
 
 def emit_conv_2d(step: Step, inputs: list[str], output: str, scratch: str, names: dict) -> list[str]:
     p = step.params
-    return [f"conv_2d({inputs[0]}, {output}, {scratch}, {p['in_h']}, {p['in_w']}, {p['in_c']}, {p['out_h']}, {p['out_w']}, "
+    kernel = "conv_2d_int4" if p["weight_bits"] == 4 else "conv_2d"
+    return [f"{kernel}({inputs[0]}, {output}, {scratch}, {p['in_h']}, {p['in_w']}, {p['in_c']}, {p['out_h']}, {p['out_w']}, "
             f"{p['out_c']}, {p['k_h']}, {p['k_w']}, {p['stride_h']}, {p['stride_w']}, {p['pad_top']}, {p['pad_left']}, "
             f"{p['pad_value']}, {names['weights']}, {names['bias']}, {names['multiplier']}, {names['shift']}, "
             f"{p['per_channel']}, {p['output_offset']}, {p['act_min']}, {p['act_max']});"]
@@ -84,7 +87,7 @@ def reference_conv_2d(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
 
 def plan_depthwise_conv_2d(node) -> Step:
     int8_io(node)
-    x, w, b, y = filter_tensors(node)
+    x, w, b, y, bits = filter_tensors(node)
     one, f_h, f_w, out_c = w.shape
     g = geometry(node, x, y, f_h, f_w)
     multiplier = out_c // g["in_c"]
@@ -98,16 +101,18 @@ def plan_depthwise_conv_2d(node) -> Step:
     weights = w.data.reshape(f_h, f_w, out_c).astype(np.int8)
     params = {**g, "depth_multiplier": multiplier, "weights": weights, "bias": bias,
               "multiplier": np.array(mult, np.int64), "shift": np.array(shift, np.int64),
-              "per_channel": int(len(reals) > 1), "input_offset": -x.zero_point[0],
+              "per_channel": int(len(reals) > 1), "input_offset": -x.zero_point[0], "weight_bits": bits,
               "output_offset": y.zero_point[0], "act_min": low, "act_max": high}
-    constants = {"weights": (weights.ravel(), ""), "bias": (bias.astype(np.int32), ""),
+    stored = pack_int4(weights.ravel()) if bits == 4 else weights.ravel()   # TFLite's order (k_h, k_w, out_c)
+    constants = {"weights": (stored, ""), "bias": (bias.astype(np.int32), ""),
                  "multiplier": (np.array(mult, np.int32), ""), "shift": (np.array(shift, np.int8), "")}
     return Step(node, params, constants, macs=g["out_h"] * g["out_w"] * out_c * f_h * f_w)
 
 
 def emit_depthwise_conv_2d(step: Step, inputs: list[str], output: str, scratch: str, names: dict) -> list[str]:
     p = step.params
-    return [f"depthwise_conv_2d({inputs[0]}, {output}, {p['in_h']}, {p['in_w']}, {p['in_c']}, {p['out_h']}, {p['out_w']}, "
+    kernel = "depthwise_conv_2d_int4" if p["weight_bits"] == 4 else "depthwise_conv_2d"
+    return [f"{kernel}({inputs[0]}, {output}, {p['in_h']}, {p['in_w']}, {p['in_c']}, {p['out_h']}, {p['out_w']}, "
             f"{p['depth_multiplier']}, {p['k_h']}, {p['k_w']}, {p['stride_h']}, {p['stride_w']}, {p['pad_top']}, "
             f"{p['pad_left']}, {p['input_offset']}, {names['weights']}, {names['bias']}, {names['multiplier']}, "
             f"{names['shift']}, {p['per_channel']}, {p['output_offset']}, {p['act_min']}, {p['act_max']});"]
@@ -121,7 +126,16 @@ def reference_depthwise_conv_2d(step: Step, inputs: list[np.ndarray]) -> np.ndar
     return requantize_reference(acc, step)
 
 
-CONV_2D = OpSpec("CONV_2D", plan_conv_2d, emit_conv_2d, reference_conv_2d, kernels=("dot", "fully_connected", "conv_2d"),
-                 tflm="AddConv2D")
+def conv_kernels(step: Step) -> tuple[str, ...]:
+    """CONV_2D's kernel files: im2col on the int8 or the int4 dot products."""
+    return ("dot_int4", "fully_connected_int4", "conv_2d_int4") if step.params["weight_bits"] == 4 else \
+        ("dot", "fully_connected", "conv_2d")
+
+
+def depthwise_kernels(step: Step) -> tuple[str, ...]:
+    return ("depthwise_conv_2d_int4",) if step.params["weight_bits"] == 4 else ("depthwise_conv_2d",)
+
+
+CONV_2D = OpSpec("CONV_2D", plan_conv_2d, emit_conv_2d, reference_conv_2d, kernels=conv_kernels, tflm="AddConv2D")
 DEPTHWISE_CONV_2D = OpSpec("DEPTHWISE_CONV_2D", plan_depthwise_conv_2d, emit_depthwise_conv_2d,
-                           reference_depthwise_conv_2d, kernels=("depthwise_conv_2d",), tflm="AddDepthwiseConv2D")
+                           reference_depthwise_conv_2d, kernels=depthwise_kernels, tflm="AddDepthwiseConv2D")

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...lowbit import pack_int4
 from .. import fixedpoint as fp
-from . import OpSpec, Step, activation, flat, int8_io, need, same_quantization
+from . import OpSpec, Step, activation, flat, int8_io, need, same_quantization, weight_bits
 
 ROWS_PER_BLOCK = 4  # weight rows the dot-product kernels compute together (kernel_layout)
 SOFTMAX_INPUT_BITS = 5  # gemmlowp: the scaled differences are Q5.26
@@ -30,16 +31,39 @@ def kernel_layout(weights: np.ndarray) -> np.ndarray:
     return np.concatenate([b.reshape(len(b), -1, 4).transpose(1, 0, 2).ravel() for b in blocks])
 
 
-def dot_constants(weights: np.ndarray, bias: np.ndarray, input_offset: int, reals: list[float]) -> tuple[dict, dict]:
-    """What the dot-product kernels read for (units, depth) weights: the params and the flash constants.
+INT4_GROUP = 8  # int4 weights per 32-bit word of kernel_layout_int4
+
+
+def kernel_layout_int4(weights: np.ndarray) -> np.ndarray:
+    """(units, depth) int4 values -> the uint8 bytes the int4 dot kernels read (kernels/dot_int4.c), packed.
+
+    Each row is padded with zeros to a multiple of 8 weights; every 8 weights w0..w7 become 4 bytes, byte j
+    holding w_j in its low nibble and w_{j+4} in its high one (two's complement). So a Cortex-M4 turns the
+    word into two words of 4 int8 (x 16) with a shift and two masks, and pairs them with the inputs as
+    for int8 weights. The rows then go in blocks of 4 taking turns a word at a time (`kernel_layout`'s
+    order): each row's next 8 weights are one aligned 32-bit load away.
+    """
+    units, depth = weights.shape
+    padded = np.zeros((units, -(-depth // INT4_GROUP) * INT4_GROUP), np.int64)
+    padded[:, :depth] = weights
+    order = padded.reshape(units, -1, 2, 4).transpose(0, 1, 3, 2)   # (units, groups, j, low/high): w_j, w_{j+4}
+    packed = pack_int4(order).reshape(units, -1)                     # (units, 4 bytes per group)
+    return kernel_layout(packed.view(np.int8)).view(np.uint8)
+
+
+def dot_constants(weights: np.ndarray, bias: np.ndarray, input_offset: int, reals: list[float],
+                  bits: int = 8) -> tuple[dict, dict]:
+    """What the dot-product kernels read for (units, depth) weights of `bits` (8 or 4): the params and the
+    flash constants.
 
     sum(w * (x + offset)) + b == sum(w * x) + (b + offset * sum(w)): the offset is folded into the bias.
     """
     multiplier, shift = zip(*(fp.quantize_multiplier(r) for r in reals))
     folded = bias.astype(np.int64) + input_offset * weights.astype(np.int64).sum(axis=1)
-    params = {"weights": weights, "bias": bias, "multiplier": np.array(multiplier, np.int64),
+    params = {"weights": weights, "bias": bias, "multiplier": np.array(multiplier, np.int64), "weight_bits": bits,
               "shift": np.array(shift, np.int64), "input_offset": input_offset, "per_channel": int(len(reals) > 1)}
-    constants = {"weights": (kernel_layout(weights), ""), "bias": (folded.astype(np.int32), ""),
+    layout = kernel_layout_int4(weights) if bits == 4 else kernel_layout(weights)
+    constants = {"weights": (layout, ""), "bias": (folded.astype(np.int32), ""),
                  "multiplier": (np.array(multiplier, np.int32), ""), "shift": (np.array(shift, np.int8), "")}
     return params, constants
 
@@ -61,8 +85,7 @@ def plan_fully_connected(node) -> Step:
     x, w = node.inputs[0], node.inputs[1]
     b = node.inputs[2] if len(node.inputs) > 2 else None
     y = node.outputs[0]
-    need(w is not None and w.constant and w.dtype in ("int8", "int4") and w.scale, node, "weights must be constant int8")
-    need(not any(w.zero_point), node, "asymmetric weights are not supported")
+    bits = weight_bits(node, w)
     need(node.options.get("weights_format", 0) == 0, node, "shuffled weights are not supported")
     units, depth = w.shape
     rows = flat(x) // depth
@@ -73,20 +96,26 @@ def plan_fully_connected(node) -> Step:
     else:                  # per-channel: in double
         reals = [in_s * s / out_s for s in w.scale]
     bias = b.data.astype(np.int64) if b is not None and b.constant else np.zeros(units, np.int64)
-    params, constants = dot_constants(w.data.astype(np.int8), bias, -x.zero_point[0], reals)
+    params, constants = dot_constants(w.data.astype(np.int8), bias, -x.zero_point[0], reals, bits)
     low, high = fp.activation_range(activation(node), out_s, y.zero_point[0])
     params.update(depth=depth, units=units, rows=rows, output_offset=y.zero_point[0], act_min=low, act_max=high)
     return Step(node, params, constants, macs=rows * units * depth)
 
 
+def dot_kernels(step: Step) -> tuple[str, ...]:
+    """The kernel files of a FULLY_CONNECTED step: the int8 or the int4 dot products."""
+    return ("dot_int4", "fully_connected_int4") if step.params["weight_bits"] == 4 else ("dot", "fully_connected")
+
+
 def emit_fully_connected(step: Step, inputs: list[str], output: str, scratch: str, names: dict) -> list[str]:
     p = step.params
+    kernel = "fully_connected_int4" if p["weight_bits"] == 4 else "fully_connected"
     args = (f"{p['depth']}, {p['units']}, {names['weights']}, {names['bias']}, {names['multiplier']}, {names['shift']}, "
             f"{p['per_channel']}, {p['output_offset']}, {p['act_min']}, {p['act_max']}")
     if p["rows"] == 1:
-        return [f"fully_connected({inputs[0]}, {output}, {args});"]
+        return [f"{kernel}({inputs[0]}, {output}, {args});"]
     return [f"for (int r = 0; r < {p['rows']}; ++r)",
-            f"    fully_connected({inputs[0]} + r * {p['depth']}, {output} + r * {p['units']}, {args});"]
+            f"    {kernel}({inputs[0]} + r * {p['depth']}, {output} + r * {p['units']}, {args});"]
 
 
 def reference_fully_connected(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
@@ -211,7 +240,7 @@ def reference_strided_slice(step: Step, inputs: list[np.ndarray]) -> np.ndarray:
 
 
 FULLY_CONNECTED = OpSpec("FULLY_CONNECTED", plan_fully_connected, emit_fully_connected, reference_fully_connected,
-                         kernels=("dot", "fully_connected"), tflm="AddFullyConnected", litert_arithmetic=True)
+                         kernels=dot_kernels, tflm="AddFullyConnected", litert_arithmetic=True)
 SOFTMAX = OpSpec("SOFTMAX", plan_softmax, emit_softmax, reference_softmax, kernels=("softmax",), tflm="AddSoftmax",
                  litert_arithmetic=True)
 RESHAPE = OpSpec("RESHAPE", plan_reshape, None, lambda step, inputs: inputs[0].copy(), tflm="AddReshape", alias=True,
