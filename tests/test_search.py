@@ -16,7 +16,10 @@ needs_toolchain = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and 
 def test_candidates_fit_by_estimate_and_hold_out_validation():
     budget = Budget(flash=8 * 1024, ram=2048)
     cs = candidates(budget, Recipe(epochs=3), space="dense")
-    assert cs and all(estimate(r).weights + DENSE_CODE_BYTES < flash_estimate(r) <= budget.flash for r in cs)
+    assert cs and all(estimate(r).weights * r.weight_bits // 8 + DENSE_CODE_BYTES < flash_estimate(r) <= budget.flash for r in cs)
+    assert {r.weight_bits for r in cs} == {4, 8} and cs[0].weight_bits == 4  # int4: twice the weights per byte
+    wide = Recipe(hidden=(64,))
+    assert flash_estimate(wide) - flash_estimate(wide.replace(weight_bits=4)) == (784 * 64 + 640) // 2
     assert {r.input_size for r in cs} == {28, 14, 12, 10, 7} and cs[0].input_size in (10, 12)
     assert max(len(r.hidden) for r in cs) == 3
     assert all(r.validation_split > 0 and r.epochs == 3 and r.activation == "relu" for r in cs)

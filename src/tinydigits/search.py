@@ -29,7 +29,7 @@ from .model import Recipe
 from .search_space import Budget, estimate, flash_estimate  # noqa: F401  (the budget and the estimates live there)
 
 DESIGN_FIELDS = ("hidden", "activation", "loss", "input_size", "validation_split", "conv", "kernel", "pool", "separable",
-                 "stride")  # what the search varies
+                 "stride", "weight_bits")  # what the search varies
 VALIDATION_SPLIT = 1 / 6  # the last 10,000 training images choose the model; the test set only reports
 EMULATOR_IMAGES = 20      # images run on the emulated chip per candidate (stack depth and a sanity check)
 SPACES = ("all", "conv", "dense")

@@ -3,7 +3,8 @@
 Two families, both Recipe fields: dense (input 28, 14, 12, 10 or 7 px, one to three hidden ReLU
 layers) and convolutional (one to three conv blocks of few channels, 3x3 or 5x5 kernels, each
 block a convolution and a 2x2 pool or a stride-2 convolution, separable after the first or not,
-input 28 or 14 px, then Flatten and an optional small hidden layer). The estimates only order the
+input 28 or 14 px, then Flatten and an optional small hidden layer), each with int8 or packed int4
+weights (`weight_bits`: twice the weights in the same flash, trained through the int4 grid). The estimates only order the
 candidates and skip the impossible: every candidate the search trains is built for the board and
 measured there (search.evaluate_candidate).
 
@@ -24,6 +25,7 @@ INPUT_TIERS = {10: 0, 12: 0, 14: 1, 7: 2, 28: 2}
 CONV_FILTERS = ((4,), (8,), (4, 8), (6, 12), (8, 8), (8, 16), (12, 24), (16, 32), (4, 8, 16), (8, 12, 16),
                 (8, 16, 16), (8, 16, 32), (16, 32, 32), (16, 32, 64))
 CONV_HIDDEN = ((), (16,), (32,))
+WEIGHT_BITS = (4, 8)      # int4 first: in bench/winners.json it won every budget
 DENSE_CODE_BYTES = 1550   # flash of the dense inference code itself (-Os, Cortex-M4, the fast kernels), measured
 CONV_CODE_BYTES = 2700    # ... with the convolution, pooling kernels too (c8x16 on the Nano 33 BLE: 11,608 - 9,394 B)
 UNIT_BYTES = 9            # flash per output channel or unit: int32 bias, int32 multiplier, int8 shift
@@ -47,10 +49,11 @@ class Estimate:
     channels: int     # output channels and units: each a bias, a multiplier and a shift
     arena: int        # bytes of activations live at once, at the worst op
     code: int         # bytes of kernels
+    bits: int = 8     # per weight: 8, or 4 packed two to a byte
 
     @property
     def flash(self) -> int:
-        return self.weights + UNIT_BYTES * self.channels + self.code
+        return -(-self.weights * self.bits // 8) + UNIT_BYTES * self.channels + self.code
 
     @property
     def ram(self) -> int:
@@ -79,7 +82,8 @@ def estimate(recipe: Recipe) -> Estimate:
         weights += a * b
         channels += b
         arena = max(arena, a + b)
-    return Estimate(weights, channels, arena, CONV_CODE_BYTES if recipe.conv else DENSE_CODE_BYTES)
+    return Estimate(weights, channels, arena, CONV_CODE_BYTES if recipe.conv else DENSE_CODE_BYTES,
+                    8 if recipe.weight_bits == 8 else 4)  # ternary weights are stored as int4
 
 
 def flash_estimate(recipe: Recipe) -> int:
@@ -89,7 +93,8 @@ def flash_estimate(recipe: Recipe) -> int:
 def dense_designs(base: Recipe) -> list[Recipe]:
     hidden = ([(w,) for w in WIDTHS] + [(a, b) for a in WIDTHS for b in SECOND_WIDTHS if b < a]
               + [(a, b, c) for a in WIDTHS for b in SECOND_WIDTHS for c in THIRD_WIDTHS if c < b <= a])
-    return [base.replace(input_size=size, hidden=h, conv=()) for size in INPUT_TIERS for h in hidden]
+    return [base.replace(input_size=size, hidden=h, conv=(), weight_bits=bits)
+            for bits in WEIGHT_BITS for size in INPUT_TIERS for h in hidden]
 
 
 def conv_designs(base: Recipe) -> list[Recipe]:
@@ -102,8 +107,9 @@ def conv_designs(base: Recipe) -> list[Recipe]:
                         if size >> len(filters) < 2:
                             continue
                         for hidden in CONV_HIDDEN:
-                            designs.append(base.replace(conv=filters, kernel=kernel, stride=stride, separable=separable,
-                                                        input_size=size, hidden=hidden, pool="max"))
+                            designs += [base.replace(conv=filters, kernel=kernel, stride=stride, separable=separable,
+                                                     input_size=size, hidden=hidden, pool="max", weight_bits=bits)
+                                        for bits in WEIGHT_BITS]
     return designs
 
 
@@ -122,5 +128,5 @@ def candidates(budget: Budget, base: Recipe, space: str = "all") -> list[Recipe]
     base = base.replace(activation="relu", loss="crossentropy")
     designs = (dense_designs(base) if space in ("dense", "all") else []) + (conv_designs(base) if space in ("conv", "all") else [])
     possible = [r for r in designs if estimate(r).flash <= budget.flash and estimate(r).ram <= budget.ram]
-    return sorted(possible, key=lambda r: (tier(r), -len(r.conv), len(r.hidden),
+    return sorted(possible, key=lambda r: (tier(r), r.weight_bits, -len(r.conv), len(r.hidden),
                                            abs(estimate(r).flash - TARGET_SHARE * budget.flash)))
