@@ -5,7 +5,8 @@ an empty scratch folder), the board it is measured on, and what it claims: the i
 accuracy on all 10,000 test images and the flash and RAM `boards` reports for that board. `check`
 runs the commands as a checker would (bash -c, from the checkout's root, TINYDIGITS_DATA set) and
 compares: accuracy within 0.002, flash and RAM within 2%, and the board's outputs equal to the
-host's on every image it ran.
+host's on every image it ran. The commands call `tinydigits`: put it on PATH first
+(`. .venv/bin/activate`).
 
     TINYDIGITS_DATA=../shared/datasets python bench/winners.py check --entry 8KB   # one entry, re-trained
     python bench/winners.py check --runs-from runs/winners                          # measure runs already made
