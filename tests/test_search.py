@@ -16,7 +16,7 @@ needs_toolchain = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and 
 def test_candidates_fit_by_estimate_and_hold_out_validation():
     budget = Budget(flash=8 * 1024, ram=2048)
     cs = candidates(budget, Recipe(epochs=3), space="dense")
-    assert cs and all(estimate(r).weights * r.weight_bits // 8 + DENSE_CODE_BYTES < flash_estimate(r) <= budget.flash for r in cs)
+    assert cs and all(estimate(r).weight_bytes + DENSE_CODE_BYTES < flash_estimate(r) <= budget.flash for r in cs)
     assert {r.weight_bits for r in cs} == {4, 8} and cs[0].weight_bits == 4  # int4: twice the weights per byte
     wide = Recipe(hidden=(64,))
     assert flash_estimate(wide) - flash_estimate(wide.replace(weight_bits=4)) == (784 * 64 + 640) // 2
@@ -67,8 +67,8 @@ def test_search_measures_resumes_and_saves_a_usable_best_run(mnist, tmp_path, ca
     saved = json.loads((out / "search.json").read_text())
     assert len(rows) == len(saved["candidates"]) == 2 and (out / "pareto.png").exists()
     for r in saved["candidates"]:
-        e = estimate(Recipe.from_dict(r["recipe"]))
-        assert r["flash_bytes"] > e.weights * e.bits // 8  # measured: weights (int4: half a byte each) + code
+        # measured: weights (int4: half a byte each) + code
+        assert r["flash_bytes"] > estimate(Recipe.from_dict(r["recipe"])).weight_bytes
         assert 0 < r["ram_bytes"] < 2048 and 0.8 < r["validation_accuracy"] < 1 and "on_front" in r
         assert r["emulator_agrees_with_litert"] >= 0.9 and r["board"] == "nano33ble" and r["macs"] > 0
     # resume: the two done candidates are kept, one more is added

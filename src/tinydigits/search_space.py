@@ -52,8 +52,12 @@ class Estimate:
     bits: int = 8     # per weight: 8, or 4 packed two to a byte
 
     @property
+    def weight_bytes(self) -> int:
+        return -(-self.weights * self.bits // 8)
+
+    @property
     def flash(self) -> int:
-        return -(-self.weights * self.bits // 8) + UNIT_BYTES * self.channels + self.code
+        return self.weight_bytes + UNIT_BYTES * self.channels + self.code
 
     @property
     def ram(self) -> int:
