@@ -135,7 +135,7 @@ def main():
         return
     if args.action == "record":  # the claims are what the runs measure (made by the entries' own commands)
         if not args.runs_from:
-            raise SystemExit("record needs --runs-from: a folder of runs made by the entries' commands")
+            parser.error("record needs --runs-from: a folder of runs made by the entries' commands")
         for entry in chosen:
             got = measure(args.runs_from / entry["name"], entry["board"])
             entry["claimed"] = {k: got[k] for k in ("int8_test_accuracy", "flash_bytes", "ram_bytes")}
